@@ -1,0 +1,149 @@
+"""The SVD form of a linear degradation H = U diag(s) V^T (DDRM, Kawar et al. 2022, sec. 3.3).
+
+An operator never builds H as a matrix. Subclasses implement the four orthogonal transforms and
+the singular values; everything else (H, H^T, H^+, noisy observation) is derived here once.
+
+Shapes and scales, for every operator:
+- images x: (B, C, H, W) float, pixel values on the [-1, 1] scale;
+- spectral vectors v = V^T x: flat (B, n) with n = C * H * W, sorted so that the first m entries
+  are the ones H measures, in the order of `singulars()`;
+- measurements y = H x: flat (B, m), laid out as the natural measurement image flattened
+  (`measurement_shape`), so `to_image(y)` is a reshape for most tasks;
+- sigma_y (measurement noise std) is on the [0, 1] pixel scale in every public method; it is
+  doubled internally because images live on [-1, 1].
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Sequence
+
+import torch
+
+if TYPE_CHECKING:  # imported lazily in observe(): importing the solvers package here would be
+    from solvers.noise import Generators  # circular (solvers.ddrm imports degradations.base)
+
+
+def pixel_sigma_to_model(sigma_y: float) -> float:
+    """Noise std on the [0, 1] pixel scale -> std on the [-1, 1] scale the model works in."""
+    if sigma_y < 0:
+        raise ValueError(f"sigma_y must be >= 0 (got {sigma_y}); it is a std on the [0, 1] pixel scale")
+    return 2.0 * float(sigma_y)
+
+
+class SVDOperator:
+    """Base class of H = U diag(s) V^T with orthogonal U (m x m) and V (n x n).
+
+    Subclasses set `channels`, `height`, `width`, `measurement_shape` (C', H', W' of the
+    measurement image, prod = m) and implement `V`, `Vt`, `U`, `Ut`, `singulars`.
+    Tensor attributes are moved together by `to()`.
+    """
+
+    channels: int
+    height: int
+    width: int
+    measurement_shape: tuple[int, int, int]
+
+    # -- what a subclass provides -------------------------------------------------------------
+    def V(self, v: torch.Tensor) -> torch.Tensor:
+        """Spectral (B, n) -> image (B, C, H, W)."""
+        raise NotImplementedError
+
+    def Vt(self, x: torch.Tensor) -> torch.Tensor:
+        """Image (B, C, H, W) -> spectral (B, n)."""
+        raise NotImplementedError
+
+    def U(self, u: torch.Tensor) -> torch.Tensor:
+        """Spectral measurement (B, m) -> measurement (B, m)."""
+        raise NotImplementedError
+
+    def Ut(self, y: torch.Tensor) -> torch.Tensor:
+        """Measurement (B, m) -> spectral measurement (B, m)."""
+        raise NotImplementedError
+
+    def singulars(self) -> torch.Tensor:
+        """The m singular values (m,), non-negative, in the order of the spectral vectors."""
+        raise NotImplementedError
+
+    # -- derived ------------------------------------------------------------------------------
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return (self.channels, self.height, self.width)
+
+    @property
+    def n(self) -> int:
+        return self.channels * self.height * self.width
+
+    @property
+    def m(self) -> int:
+        c, h, w = self.measurement_shape
+        return c * h * w
+
+    def add_zeros(self, u: torch.Tensor) -> torch.Tensor:
+        """Pad a (B, m) spectral vector with zeros to (B, n)."""
+        return torch.nn.functional.pad(u, (0, self.n - u.shape[1]))
+
+    def H(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the degradation: image (B, C, H, W) -> measurement (B, m)."""
+        return self.U(self.singulars() * self.Vt(x)[:, : self.m])
+
+    def Ht(self, y: torch.Tensor) -> torch.Tensor:
+        """Adjoint: measurement (B, m) -> image (B, C, H, W)."""
+        return self.V(self.add_zeros(self.singulars() * self.Ut(y)))
+
+    def H_pinv(self, y: torch.Tensor) -> torch.Tensor:
+        """Moore-Penrose pseudo-inverse: measurement (B, m) -> image (B, C, H, W).
+
+        Components with a zero singular value are set to zero (the minimum-norm solution)."""
+        s = self.singulars()
+        inv = torch.where(s > 0, 1.0 / s.clamp_min(torch.finfo(s.dtype).tiny), torch.zeros_like(s))
+        return self.V(self.add_zeros(inv * self.Ut(y)))
+
+    def observe(
+        self, x: torch.Tensor, sigma_y: float = 0.0, generator: Generators = None
+    ) -> torch.Tensor:
+        """y = H x + noise, noise std `sigma_y` on the [0, 1] pixel scale (2 sigma_y on [-1, 1]).
+
+        `generator`: one torch.Generator, a list with one per image, or None."""
+        from solvers.noise import randn
+
+        y = self.H(x)
+        sigma = pixel_sigma_to_model(sigma_y)
+        if sigma > 0:
+            y = y + sigma * randn((self.m,), x.shape[0], generator, device=y.device, dtype=y.dtype)
+        return y
+
+    def to_image(self, y: torch.Tensor) -> torch.Tensor:
+        """The measurement as a viewable image (B, C', H', W') on [-1, 1]: by default a reshape
+        to `measurement_shape` (low-resolution image, grey image, blurred image)."""
+        return y.reshape(y.shape[0], *self.measurement_shape)
+
+    def from_image(self, image: torch.Tensor) -> torch.Tensor:
+        """Inverse of `to_image`: a measurement image (B, C', H', W') -> measurement (B, m)."""
+        expected = tuple(self.measurement_shape)
+        if tuple(image.shape[1:]) != expected:
+            raise ValueError(
+                f"measurement image has shape {tuple(image.shape[1:])}, this operator expects {expected}"
+            )
+        return image.reshape(image.shape[0], -1)
+
+    # -- device handling ----------------------------------------------------------------------
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None):
+        """Move every tensor attribute (floating ones also to `dtype`); returns self."""
+        for name, value in vars(self).items():
+            if isinstance(value, torch.Tensor):
+                if value.is_floating_point():
+                    setattr(self, name, value.to(device=device, dtype=dtype))
+                else:
+                    setattr(self, name, value.to(device=device))
+        return self
+
+    def __repr__(self) -> str:
+        c, h, w = self.image_shape
+        return f"{type(self).__name__}(image={c}x{h}x{w}, m={self.m})"
+
+
+def check_divisible(size: Sequence[int], factor: int, task: str) -> None:
+    """Raise a one-line ValueError when an image size is not a multiple of `factor`."""
+    for s in size:
+        if s % factor:
+            raise ValueError(f"{task} needs an image size divisible by {factor}, got {tuple(size)}")

@@ -1,0 +1,60 @@
+"""Time grids and noise levels of the DDPM schedule, as Python floats (no device syncs in loops).
+
+Conventions (DDRM, Kawar et al. 2022, sec. 4 and its code): time t in {0, ..., T-1} with
+alpha_bar_t = alphas_cumprod[t], and t = -1 denotes the clean end, alpha_bar_{-1} = 1.
+"""
+
+from __future__ import annotations
+
+import torch
+
+CLEAN = -1  # the time index of the clean image
+
+
+class NoiseSchedule:
+    """alpha_bar_t and the variance-exploding scale sigma_t = sqrt(1 - alpha_bar_t) / sqrt(alpha_bar_t)."""
+
+    def __init__(self, alphas_cumprod: torch.Tensor):
+        values = alphas_cumprod.detach().to("cpu", torch.float64)
+        if values.ndim != 1 or len(values) < 2:
+            raise ValueError("alphas_cumprod must be a 1-D tensor of length T >= 2")
+        self._alpha_bar = values.tolist()
+
+    @property
+    def T(self) -> int:
+        return len(self._alpha_bar)
+
+    def alpha_bar(self, t: int) -> float:
+        return 1.0 if t == CLEAN else self._alpha_bar[t]
+
+    def sigma(self, t: int) -> float:
+        """DDRM's VE noise level of x_t / sqrt(alpha_bar_t); 0 at the clean end."""
+        a = self.alpha_bar(t)
+        return ((1.0 - a) / a) ** 0.5
+
+
+def ddrm_start(T: int, steps: int) -> int:
+    """First time of the official DDRM schedule: (T // steps) * (steps - 1) (950 for 20 steps)."""
+    return (T // steps) * (steps - 1)
+
+
+def linear_times(t_start: int, steps: int) -> list[int]:
+    """`steps` network-call times from `t_start` down to 0, evenly spaced, then CLEAN.
+
+    With t_start = ddrm_start(T, steps) this is the official DDRM grid (950, 900, ..., 0, -1).
+    Needs t_start >= steps - 1 so that the times are distinct."""
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    if t_start < steps - 1:
+        raise ValueError(f"cannot fit {steps} distinct steps between t={t_start} and 0")
+    if steps == 1:
+        return [t_start, CLEAN]
+    return [round(t_start * k / (steps - 1)) for k in range(steps - 1, -1, -1)] + [CLEAN]
+
+
+def outer_times(t_start: int, outer_steps: int) -> list[int]:
+    """Outer times of Nested Diffusion (Elata et al., Alg. 2): t_start, t_start (N-1)/N, ...,
+    t_start / N, evenly spaced, never 0 unless N = 1 and t_start = 0. The outer loop ends at clean."""
+    if outer_steps < 1:
+        raise ValueError(f"outer_steps must be >= 1, got {outer_steps}")
+    return [round(t_start * (outer_steps - j) / outer_steps) for j in range(outer_steps)]
