@@ -1,0 +1,68 @@
+"""Loading priors: original DDPM checkpoints (DDRM's celeba_hq.ckpt layout), diffusers folders."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ddpm_reference import OriginalDDPM
+from restore.prior import PriorNotFound, celebahq_schedule, load_prior
+
+
+def randomised(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Random weights everywhere (norm gains and biases too), so every mapped tensor matters."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(0.2 * torch.randn(p.shape, generator=g))
+    return model.eval()
+
+
+@pytest.mark.parametrize("blocks,attn_levels", [(2, (2,)), (1, (1, 3))])
+def test_original_checkpoint_gives_identical_eps(tmp_path, blocks, attn_levels):
+    reference = randomised(OriginalDDPM(ch=32, ch_mult=(1, 2, 2, 2), num_res_blocks=blocks, attn_levels=attn_levels))
+    path = tmp_path / "celeba_like.ckpt"
+    torch.save(reference.state_dict(), path)
+    prior = load_prior(str(path))
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    t = torch.tensor([10, 700])
+    with torch.no_grad():
+        expected = reference(x, t)
+        got = prior(x, t)
+    assert torch.allclose(got, expected, atol=1e-4, rtol=1e-4), (got - expected).abs().max()
+    assert torch.allclose(prior.alphas_cumprod, celebahq_schedule())
+    assert prior.name == "celeba_like"
+
+
+def test_checkpoint_wrapped_in_state_dict_key(tmp_path):
+    reference = randomised(OriginalDDPM(ch=32, ch_mult=(1, 2), num_res_blocks=1, attn_levels=()))
+    path = tmp_path / "wrapped.pt"
+    torch.save({"state_dict": {f"module.{k}": v for k, v in reference.state_dict().items()}}, path)
+    x = torch.randn(1, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.allclose(load_prior(str(path))(x, torch.tensor([5])), reference(x, torch.tensor([5])), atol=1e-4)
+
+
+def test_diffusers_folder_round_trip(tmp_path):
+    from diffusers import DDPMScheduler, UNet2DModel
+
+    unet = UNet2DModel(sample_size=16, block_out_channels=(32, 32), down_block_types=("DownBlock2D", "AttnDownBlock2D"),
+                       up_block_types=("AttnUpBlock2D", "UpBlock2D"), layers_per_block=1, norm_num_groups=8)
+    unet.save_pretrained(tmp_path / "m")
+    DDPMScheduler(num_train_timesteps=500, beta_schedule="linear").save_pretrained(tmp_path / "m")
+    prior = load_prior(str(tmp_path / "m"))
+    assert prior.image_size == 16 and len(prior.alphas_cumprod) == 500
+    x = torch.randn(1, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(prior(x, torch.tensor([3])), unet.eval()(x, torch.tensor([3])).sample)
+
+
+def test_not_found_errors_are_one_line(tmp_path):
+    for spec in [str(tmp_path / "missing.ckpt"), str(tmp_path / "nothing")]:
+        with pytest.raises(PriorNotFound) as info:
+            load_prior(spec)
+        assert "\n" not in str(info.value)
+    bad = tmp_path / "bad.ckpt"
+    torch.save({"foo.weight": torch.zeros(3)}, bad)
+    with pytest.raises(PriorNotFound, match="not an original DDPM"):
+        load_prior(str(bad))
