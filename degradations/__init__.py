@@ -1,0 +1,45 @@
+"""Linear degradations as SVD operators H = U diag(s) V^T (DDRM, Kawar et al. 2022).
+
+Images (B, C, H, W) on [-1, 1]; spectral vectors (B, n); measurements (B, m); sigma_y on the
+[0, 1] pixel scale in public APIs (`pixel_sigma_to_model` doubles it for the [-1, 1] scale).
+"""
+
+from degradations.base import SVDOperator, check_divisible, pixel_sigma_to_model
+from degradations.colorization import Colorization
+from degradations.denoising import Denoising
+from degradations.inpainting import Inpainting
+from degradations.masks import box_mask, load_mask, random_mask, text_mask
+from degradations.registry import TASKS, make_operator
+from degradations.separable import (
+    BicubicSR,
+    Deblurring,
+    SeparableOperator,
+    bicubic_matrix,
+    conv_matrix,
+    gaussian_kernel,
+    uniform_kernel,
+)
+from degradations.superres import BlockAverageSR
+
+__all__ = [
+    "SVDOperator",
+    "TASKS",
+    "make_operator",
+    "pixel_sigma_to_model",
+    "check_divisible",
+    "Denoising",
+    "Inpainting",
+    "BlockAverageSR",
+    "Colorization",
+    "SeparableOperator",
+    "Deblurring",
+    "BicubicSR",
+    "box_mask",
+    "random_mask",
+    "text_mask",
+    "load_mask",
+    "conv_matrix",
+    "bicubic_matrix",
+    "uniform_kernel",
+    "gaussian_kernel",
+]

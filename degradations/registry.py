@@ -1,0 +1,113 @@
+"""Named degradation tasks (the DDRM task names, plus a few of this project's) -> SVD operators.
+
+`make_operator(task, image_size, channels=3, **options)` builds an operator for images
+(B, channels, H, W) on [-1, 1]; sigma_y is given later, to `observe`, on the [0, 1] pixel scale.
+Every operator has `scale_factor` (the down-sampling factor of sr tasks, 1 for the others).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from degradations.base import SVDOperator, check_divisible
+from degradations.colorization import Colorization
+from degradations.denoising import Denoising
+from degradations.inpainting import Inpainting
+from degradations.masks import box_mask, load_mask, random_mask, text_mask
+from degradations.separable import BicubicSR, Deblurring, gaussian_kernel, uniform_kernel
+from degradations.superres import BlockAverageSR
+
+TASKS: dict[str, str] = {
+    "deno": "denoising only: H = I",
+    "sr2": "super-resolution x2 by 2x2 block averaging",
+    "sr4": "super-resolution x4 by 4x4 block averaging",
+    "sr8": "super-resolution x8 by 8x8 block averaging",
+    "sr16": "super-resolution x16 by 16x16 block averaging",
+    "sr_bicubic4": "super-resolution x4, antialiased bicubic down-sampling (option zero_below=3e-2)",
+    "sr_bicubic8": "super-resolution x8, antialiased bicubic down-sampling (option zero_below=3e-2)",
+    "color": "colorization: grey = mean of R, G, B (3 channels)",
+    "inp_box": "inpainting of a centred square hole, half the image side",
+    "inp_random": "inpainting of random pixels (options fraction_missing=0.5, seed=0)",
+    "inp_text": "inpainting of a deterministic text mask (about 18% missing)",
+    "inp_mask": "inpainting with a user mask (option mask=image path or bool tensor; black = missing)",
+    "deblur_uniform": "deblurring, separable 9x9 uniform blur (option zero_below=3e-2)",
+    "deblur_gauss": "deblurring, separable Gaussian blur (options sigma=2.0 pixels, zero_below=3e-2)",
+}
+
+_SEPARABLE_OPTIONS = {"zero_below"}
+_OPTIONS: dict[str, set[str]] = {
+    "sr_bicubic4": _SEPARABLE_OPTIONS,
+    "sr_bicubic8": _SEPARABLE_OPTIONS,
+    "inp_random": {"fraction_missing", "seed"},
+    "inp_mask": {"mask"},
+    "deblur_uniform": _SEPARABLE_OPTIONS,
+    "deblur_gauss": {"sigma"} | _SEPARABLE_OPTIONS,
+}
+
+
+def _size(image_size: int | Sequence[int]) -> tuple[int, int]:
+    if isinstance(image_size, int):
+        h = w = image_size
+    else:
+        if len(image_size) != 2:
+            raise ValueError(f"image_size must be an int or (H, W), got {image_size!r}")
+        h, w = (int(s) for s in image_size)
+    if h < 1 or w < 1:
+        raise ValueError(f"image_size must be positive, got {(h, w)}")
+    return h, w
+
+
+def make_operator(
+    task: str, image_size: int | Sequence[int], channels: int = 3, **options: Any
+) -> SVDOperator:
+    """The SVD operator of `task` (a key of TASKS) for images (B, channels, H, W) on [-1, 1].
+
+    image_size: an int (square) or (H, W). Raises ValueError for an unknown task, an unknown
+    option, or a size the task cannot take (not divisible by an sr factor)."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; valid tasks: {', '.join(TASKS)}")
+    unknown = sorted(set(options) - _OPTIONS.get(task, set()))
+    if unknown:
+        allowed = sorted(_OPTIONS.get(task, set()))
+        raise ValueError(
+            f"unknown option(s) for task {task!r}: {', '.join(unknown)}"
+            f" (it takes: {', '.join(allowed) if allowed else 'none'})"
+        )
+    h, w = _size(image_size)
+    channels = int(channels)
+    if channels < 1:
+        raise ValueError(f"channels must be >= 1, got {channels}")
+
+    if task == "deno":
+        return Denoising(channels, h, w)
+    if task in ("sr2", "sr4", "sr8", "sr16"):
+        factor = int(task[2:])
+        check_divisible((h, w), factor, task)
+        return BlockAverageSR(channels, h, w, factor)
+    if task.startswith("sr_bicubic"):
+        factor = int(task[len("sr_bicubic") :])
+        check_divisible((h, w), factor, task)
+        return BicubicSR(channels, h, w, factor, **options)
+    if task == "color":
+        if channels != 3:
+            raise ValueError(f"color needs channels=3 (an RGB image), got channels={channels}")
+        return Colorization(h, w)
+    if task == "inp_box":
+        return Inpainting(box_mask(h, w), channels=channels)
+    if task == "inp_random":
+        return Inpainting(random_mask(h, w, **options), channels=channels)
+    if task == "inp_text":
+        return Inpainting(text_mask(h, w), channels=channels)
+    if task == "inp_mask":
+        if options.get("mask") is None:
+            raise ValueError(
+                "inp_mask needs a mask: pass mask=<image path> (black = missing, white = kept)"
+                " or mask=<bool tensor (H, W), True = kept>"
+            )
+        return Inpainting(load_mask(options["mask"], h, w), channels=channels)
+    if task == "deblur_uniform":
+        return Deblurring(channels, h, w, uniform_kernel(9), **options)
+    if task == "deblur_gauss":
+        sigma = options.pop("sigma", 2.0)
+        return Deblurring(channels, h, w, gaussian_kernel(sigma), **options)
+    raise AssertionError(f"task {task!r} is listed in TASKS but not built")  # pragma: no cover

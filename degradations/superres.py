@@ -1,0 +1,77 @@
+"""Super-resolution by r x r block averaging as an SVD operator (DDRM, Kawar et al. 2022,
+appendix: "Super resolution").
+
+Each output pixel is the mean of an r x r block of one channel, so H's row for it is
+(1/r^2, ..., 1/r^2) over the block: one singular value ||row|| = 1/r per block and channel.
+V^T cuts the image into patches and applies an orthonormal r^2 x r^2 basis whose first vector
+is constant: the 2-D orthonormal DCT-II (kron of two 1-D DCT-II matrices). The first coefficient
+of a patch is then sum(patch) / r = r * mean, and y = mean = (1/r) * that coefficient, so U = I.
+
+Shapes: images (B, C, H, W) on [-1, 1], H and W multiples of r; spectral vectors (B, n) laid out
+as (B, r*r, C, H/r, W/r) flattened, so the first m = C * H/r * W/r entries are the patch means'
+coefficients in (C, h, w) order; measurements y (B, m) = the low-resolution image (C, h, w)
+flattened, values on [-1, 1].
+"""
+
+from __future__ import annotations
+
+import torch
+
+from degradations._util import dct_matrix, like
+from degradations.base import SVDOperator, check_divisible
+
+
+class BlockAverageSR(SVDOperator):
+    """y = mean over r x r blocks, per channel (factor r = `factor`)."""
+
+    scale_factor: int = 1  # set per instance to `factor`
+
+    def __init__(self, channels: int, height: int, width: int, factor: int) -> None:
+        factor = int(factor)
+        if factor < 1:
+            raise ValueError(f"the super-resolution factor must be >= 1, got {factor}")
+        check_divisible((height, width), factor, f"super-resolution x{factor}")
+        self.channels, self.height, self.width = int(channels), int(height), int(width)
+        self.scale_factor = factor
+        self.measurement_shape = (self.channels, self.height // factor, self.width // factor)
+        d1 = dct_matrix(factor)
+        # (r^2, r^2) float64 -> float32; row k is basis vector k over patch pixels (a * r + b)
+        self.basis = torch.kron(d1, d1).to(torch.float32)
+        self._singulars = torch.full((self.m,), 1.0 / factor)
+
+    def _patches(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> (B, r*r, C, h, w), patch pixel index a * r + b."""
+        r = self.scale_factor
+        c, h, w = self.measurement_shape
+        x = x.reshape(x.shape[0], c, h, r, w, r).permute(0, 3, 5, 1, 2, 4)
+        return x.reshape(x.shape[0], r * r, c, h, w)
+
+    def _unpatch(self, p: torch.Tensor) -> torch.Tensor:
+        """(B, r*r, C, h, w) -> (B, C, H, W)."""
+        r = self.scale_factor
+        c, h, w = self.measurement_shape
+        p = p.reshape(p.shape[0], r, r, c, h, w).permute(0, 3, 4, 1, 5, 2)
+        return p.reshape(p.shape[0], c, h * r, w * r)
+
+    def Vt(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> (B, n): DCT coefficients of every patch, layout (r*r, C, h, w)."""
+        coef = torch.einsum("kp,bpchw->bkchw", like(self.basis, x), self._patches(x))
+        return coef.reshape(x.shape[0], -1)
+
+    def V(self, v: torch.Tensor) -> torch.Tensor:
+        """(B, n) -> (B, C, H, W): inverse DCT of every patch."""
+        r = self.scale_factor
+        coef = v.reshape(v.shape[0], r * r, *self.measurement_shape)
+        return self._unpatch(torch.einsum("kp,bkchw->bpchw", like(self.basis, v), coef))
+
+    def U(self, u: torch.Tensor) -> torch.Tensor:
+        """Identity on (B, m)."""
+        return u
+
+    def Ut(self, y: torch.Tensor) -> torch.Tensor:
+        """Identity on (B, m)."""
+        return y
+
+    def singulars(self) -> torch.Tensor:
+        """m values 1/r."""
+        return self._singulars
