@@ -1,5 +1,24 @@
 import os
 import sys
 
-# Test helpers (gaussian_prior, reference networks) live beside the tests.
+import pytest
+
+# Test helpers (gaussian_prior, ddpm_reference) live beside the tests.
 sys.path.insert(0, os.path.dirname(__file__))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A tiny random-weight epsilon UNet in diffusers format with the CelebA-HQ schedule, for fast
+    end-to-end runs (its restorations are meaningless; use the bundled prior to test quality)."""
+    import torch
+    from diffusers import DDPMScheduler, UNet2DModel
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("models") / "tiny-ddpm"
+    unet = UNet2DModel(sample_size=32, block_out_channels=(16, 32), down_block_types=("DownBlock2D",) * 2,
+                       up_block_types=("UpBlock2D",) * 2, layers_per_block=1, norm_num_groups=8, add_attention=False)
+    unet.save_pretrained(folder)
+    DDPMScheduler(num_train_timesteps=1000, beta_start=1e-4, beta_end=0.02, beta_schedule="linear",
+                  clip_sample=False).save_pretrained(folder)
+    return folder

@@ -1,0 +1,180 @@
+"""The settings of one restoration job, shared by `scripts/restore.py`, `scripts/evaluate.py` and
+the Python API: command-line arguments, YAML configs (flags override them), model choice, and
+building the operator and the solver."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from degradations import TASKS, make_operator
+from restore.prior import BUNDLED, REPO_ROOT, celebahq_available
+
+CONFIG_DIR = REPO_ROOT / "configs"
+
+
+class UsageError(ValueError):
+    """Bad input from the user; scripts print its one-line message and exit with code 2."""
+
+
+@dataclass
+class Settings:
+    """Everything that determines a restoration (and so belongs in its metrics and summaries).
+
+    sigma_y is on the [0, 1] pixel scale. model None means "CelebA-HQ if its weights are cached
+    locally, else the bundled prior". steps is DDRM's; outer x inner is Nested DDRM's."""
+
+    task: str = "sr4"
+    sigma_y: float = 0.0
+    mask: str | None = None
+    model: str | None = None
+    solver: str = "nested"
+    outer: int = 4
+    inner: int = 5
+    steps: int = 20
+    eta: float = 0.85
+    eta_b: float = 1.0
+    seed: int = 0
+    size: int | None = None
+
+    def validate(self) -> "Settings":
+        if self.task not in TASKS:
+            raise UsageError(f"unknown task {self.task!r}; valid tasks: {', '.join(TASKS)}")
+        if self.task == "inp_mask" and not self.mask:
+            raise UsageError("task inp_mask needs --mask PATH (an image: black = missing, white = kept)")
+        if self.mask and not Path(self.mask).is_file():
+            raise UsageError(f"mask file {self.mask} not found")
+        if self.sigma_y < 0:
+            raise UsageError(f"--sigma-y must be >= 0 (a std on the [0, 1] pixel scale), got {self.sigma_y}")
+        for name in ("outer", "inner", "steps"):
+            if getattr(self, name) < 1:
+                raise UsageError(f"--{name} must be a positive number of steps, got {getattr(self, name)}")
+        if self.solver not in ("nested", "ddrm"):
+            raise UsageError(f"--solver must be 'nested' or 'ddrm', got {self.solver!r}")
+        for name in ("eta", "eta_b"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise UsageError(f"--{name.replace('_', '-')} must lie in [0, 1], got {getattr(self, name)}")
+        if self.size is not None and (self.size < 16 or self.size % 16):
+            raise UsageError(f"--size must be a multiple of 16 and at least 16, got {self.size}")
+        return self
+
+    @property
+    def nfe(self) -> int:
+        return self.outer * self.inner if self.solver == "nested" else self.steps
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every restoration command shares (defaults None: config, then Settings)."""
+    parser.add_argument("--task", help=f"degradation, one of: {', '.join(TASKS)}")
+    parser.add_argument("--sigma-y", type=float, help="measurement noise std on the [0, 1] pixel scale (default 0)")
+    parser.add_argument("--mask", help="mask image for inp_mask (black = missing)")
+    parser.add_argument("--model", help=f"'celebahq', {BUNDLED!r}, a diffusers folder or id, or a .ckpt "
+                        "(default: celebahq if cached locally, else the bundled prior)")
+    parser.add_argument("--solver", choices=["nested", "ddrm"], help="default nested")
+    parser.add_argument("--outer", type=int, help="Nested DDRM outer steps (anytime previews)")
+    parser.add_argument("--inner", type=int, help="Nested DDRM inner DDRM steps per outer step")
+    parser.add_argument("--steps", type=int, help="DDRM steps (--solver ddrm)")
+    parser.add_argument("--eta", type=float, help="DDRM eta (default 0.85)")
+    parser.add_argument("--eta-b", type=float, help="DDRM eta_b (default 1.0)")
+    parser.add_argument("--seed", type=int, help="random seed (default 0)")
+    parser.add_argument("--size", type=int, help="restoration resolution (default: the model's)")
+    parser.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, ...")
+    parser.add_argument("--config", help="YAML file of settings (see configs/); flags override it")
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file() and (CONFIG_DIR / path).is_file():
+        path = CONFIG_DIR / path
+    if not path.is_file():
+        raise UsageError(f"config file {path} not found (configs live in {CONFIG_DIR})")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise UsageError(f"config {path} is not valid YAML: {str(error).splitlines()[0]}") from None
+    known = {f.name for f in fields(Settings)}
+    unknown = sorted(set(data) - known)
+    if not isinstance(data, dict) or unknown:
+        raise UsageError(f"config {path} has unknown keys {unknown}; allowed: {sorted(known)}")
+    return data
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Settings defaults < config file < command-line flags."""
+    values: dict[str, Any] = {}
+    if getattr(args, "config", None):
+        values.update(load_config(args.config))
+    for f in fields(Settings):
+        flag = getattr(args, f.name, None)
+        if flag is not None:
+            values[f.name] = flag
+    return Settings(**values).validate()
+
+
+def resolve_model(spec: str | None, quiet: bool = False) -> str:
+    """The model to use; with no spec, CelebA-HQ when cached locally, else the bundled prior (said in one line)."""
+    if spec:
+        return spec
+    if celebahq_available():
+        return "celebahq"
+    if not quiet:
+        print(f"note: CelebA-HQ weights not found locally; using the bundled prior {BUNDLED!r} "
+              "(pass --model celebahq to download them)", file=sys.stderr)
+    return BUNDLED
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"unknown device {name!r}; use auto, cpu, cuda or mps") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda asked for, but CUDA is not available; use --device cpu")
+    return device
+
+
+def build_operator(settings: Settings, size: int, channels: int = 3):
+    options = {"mask": settings.mask} if settings.task == "inp_mask" else {}
+    try:
+        return make_operator(settings.task, size, channels=channels, **options)
+    except ValueError as error:
+        raise UsageError(str(error).splitlines()[0]) from None
+
+
+def build_solver(settings: Settings, prior, operator, yield_inner: bool = False):
+    from solvers import DDRM, NestedDDRM
+
+    if settings.solver == "ddrm":
+        return DDRM(prior, operator, steps=settings.steps, eta=settings.eta, eta_b=settings.eta_b)
+    return NestedDDRM(prior, operator, outer_steps=settings.outer, inner_steps=settings.inner,
+                      eta=settings.eta, eta_b=settings.eta_b, yield_inner=yield_inner)
+
+
+def run_cli(main, argv: list[str] | None = None) -> int:
+    """Run `main(argv)`, turning UsageError (and other one-line input errors) into exit code 2."""
+    from restore.imageio import ImageReadError
+    from restore.prior import PriorNotFound
+
+    try:
+        return main(argv) or 0
+    except (UsageError, ImageReadError, PriorNotFound) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
