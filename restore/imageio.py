@@ -11,10 +11,8 @@ format's full scale (255 for 8-bit data, 65535 for 16-bit data), for any image P
   [0, 65535] in a 32-bit "I" image are clipped); 32-bit float grey (F) is taken as [0, 1] and
   clipped;
 - 16-bit colour PNGs (RGB / RGBA / grey+alpha at 16 bits per sample), which PIL truncates to
-  8 bits, are decoded here from the PNG data at full precision (numpy + zlib; a Python loop per
-  byte on rows using the Average/Paeth filters, so a megapixel image takes a few seconds).
-  Interlaced 16-bit colour PNGs fall back to PIL's 8-bit reading. Other 16-bit colour formats
-  (TIFF) get PIL's 8-bit reading as well.
+  8 bits, are decoded at full precision by pypng. Other 16-bit colour formats (TIFF) get PIL's
+  8-bit reading.
 - multi-frame files (GIF, TIFF): the first frame; EXIF orientation is not applied (the pixels
   as stored, as torchvision / PIL loaders in reference pipelines read them).
 
@@ -28,8 +26,6 @@ Failures (missing file, directory, not an image, truncated / corrupt data) raise
 
 from __future__ import annotations
 
-import struct
-import zlib
 from pathlib import Path
 from typing import Union
 
@@ -50,73 +46,24 @@ class ImageReadError(ValueError):
 
 
 # --------------------------------------------------------------------------- 16-bit PNG
-def _png_header(path: Path) -> tuple[int, int, int, int, int] | None:
-    """(width, height, bit depth, colour type, interlace) of a PNG, or None if not a PNG."""
+def _png_header(path: Path) -> tuple[int, int] | None:
+    """(bit depth, colour type) of a PNG, or None if the file is not a PNG."""
     with open(path, "rb") as f:
-        head = f.read(33)
-    if len(head) < 33 or head[:8] != _PNG_SIGNATURE or head[12:16] != b"IHDR":
+        head = f.read(26)
+    if len(head) < 26 or head[:8] != _PNG_SIGNATURE or head[12:16] != b"IHDR":
         return None
-    w, h, depth, ctype, _comp, _filt, interlace = struct.unpack(">IIBBBBB", head[16:29])
-    return w, h, depth, ctype, interlace
+    return head[24], head[25]
 
 
-def _unfilter(data: bytes, h: int, stride: int, bpp: int) -> np.ndarray:
-    """Undo PNG's per-row filters; returns (h, stride) uint8."""
-    if len(data) < h * (stride + 1):
-        raise ValueError("PNG image data is truncated")
-    rows = np.frombuffer(data, dtype=np.uint8, count=h * (stride + 1)).reshape(h, stride + 1)
-    out = np.zeros((h, stride), dtype=np.uint8)
-    prev = np.zeros(stride, dtype=np.uint8)
-    for y in range(h):
-        ftype, line = rows[y, 0], rows[y, 1:]
-        if ftype == 0:  # None
-            cur = line.copy()
-        elif ftype == 1:  # Sub: running sum per byte lane, mod 256
-            cur = (np.cumsum(line.reshape(-1, bpp), axis=0, dtype=np.uint64) % 256).astype(np.uint8).reshape(-1)
-        elif ftype == 2:  # Up
-            cur = line + prev  # uint8 arithmetic wraps mod 256
-        elif ftype in (3, 4):  # Average, Paeth: sequential along the row
-            ln, pr = line.tolist(), prev.tolist()
-            cu = [0] * stride
-            for i in range(stride):
-                a = cu[i - bpp] if i >= bpp else 0
-                b = pr[i]
-                if ftype == 3:
-                    cu[i] = (ln[i] + ((a + b) >> 1)) & 0xFF
-                else:
-                    c = pr[i - bpp] if i >= bpp else 0
-                    p = a + b - c
-                    pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-                    pred = a if (pa <= pb and pa <= pc) else (b if pb <= pc else c)
-                    cu[i] = (ln[i] + pred) & 0xFF
-            cur = np.array(cu, dtype=np.uint8)
-        else:
-            raise ValueError(f"bad PNG filter type {ftype}")
-        out[y] = cur
-        prev = cur
-    return out
+def _read_png16(path: Path) -> np.ndarray:
+    """A 16-bit colour PNG (PIL would cut it to 8 bits) -> (h, w, channels) float64 in [0, 1],
+    decoded by pypng."""
+    import png
 
-
-def _read_png16(path: Path, w: int, h: int, ctype: int) -> np.ndarray:
-    """A non-interlaced 16-bit PNG of colour type 0/2/4/6 -> (h, w, channels) float64 in [0, 1]."""
-    channels = {0: 1, 2: 3, 4: 2, 6: 4}[ctype]
-    raw = path.read_bytes()
-    pos, idat = 8, []
-    while pos + 8 <= len(raw):
-        (length,) = struct.unpack(">I", raw[pos:pos + 4])
-        ctype_b = raw[pos + 4:pos + 8]
-        if ctype_b == b"IDAT":
-            idat.append(raw[pos + 8:pos + 8 + length])
-        elif ctype_b == b"IEND":
-            break
-        pos += 12 + length
-    if not idat:
-        raise ValueError("PNG has no image data")
-    data = zlib.decompress(b"".join(idat))
-    bpp = 2 * channels
-    px = _unfilter(data, h, w * bpp, bpp)
-    vals = px.view(">u2").reshape(h, w, channels)
-    return vals.astype(np.float64) / 65535.0
+    width, height, rows, info = png.Reader(filename=str(path)).asDirect()
+    planes = info["planes"]
+    data = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows]).reshape(height, width, planes)
+    return data.astype(np.float64) / 65535.0
 
 
 # --------------------------------------------------------------------------- loading
@@ -149,11 +96,12 @@ def _read_unit(path: Path) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     header = _png_header(path)
-    if header is not None:
-        w, h, depth, ctype, interlace = header
-        if depth == 16 and ctype in (2, 4, 6) and interlace == 0:
-            a = _read_png16(path, w, h, ctype)
-            return a[..., :3] if ctype in (2, 6) else a[..., :1]  # drop alpha
+    if header is not None and header[0] == 16 and header[1] in (2, 4, 6):  # colour or grey+alpha
+        try:
+            a = _read_png16(path)
+        except Exception as error:  # noqa: BLE001 - pypng's errors: a corrupt file
+            raise ImageReadError(f"cannot read image {path}: {_one_line(error)}") from None
+        return a[..., :3] if header[1] in (2, 6) else a[..., :1]  # drop alpha
     try:
         with Image.open(path) as im:
             im.seek(0)
