@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import struct
-import zlib
 
 import numpy as np
 import pytest
@@ -122,53 +120,26 @@ def test_32bit_int_and_float_tiff(tmp_path):
                                torch.tensor([[[[-1.0, 1.0, -0.5, 1.0]]]]))
 
 
-def _png16(path, a: np.ndarray, ctype: int) -> None:
-    """Write a 16-bit PNG by hand (PIL cannot), row filter y % 5 so all five filters occur."""
+def _png16(path, a: np.ndarray, ctype: int, interlace: bool = False) -> None:
+    """Write a 16-bit PNG with pypng (PIL cannot); ctype 2 RGB, 6 RGBA, 4 grey + alpha."""
+    import png
+
     h, w, c = a.shape
-    bpp = 2 * c
-    raw = a.astype(">u2").reshape(h, w * bpp // 2).view(np.uint8).reshape(h, w * bpp).astype(np.int64)
-    out = bytearray()
-    prev = np.zeros(w * bpp, np.int64)
-    for y in range(h):
-        cur, ft = raw[y], y % 5
-        left = np.concatenate([np.zeros(bpp, np.int64), cur[:-bpp]])
-        upleft = np.concatenate([np.zeros(bpp, np.int64), prev[:-bpp]])
-        if ft == 0:
-            f = cur
-        elif ft == 1:
-            f = cur - left
-        elif ft == 2:
-            f = cur - prev
-        elif ft == 3:
-            f = cur - (left + prev) // 2
-        else:
-            p = left + prev - upleft
-            pa, pb, pc = abs(p - left), abs(p - prev), abs(p - upleft)
-            pred = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, prev, upleft))
-            f = cur - pred
-        out.append(ft)
-        out += (f % 256).astype(np.uint8).tobytes()
-        prev = cur
-
-    def chunk(t, d):
-        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
-
-    data = zlib.compress(bytes(out))
-    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, ctype, 0, 0, 0))
-    # image data split over two IDAT chunks, as encoders may do
-    png += chunk(b"IDAT", data[:7]) + chunk(b"IDAT", data[7:]) + chunk(b"IEND", b"")
-    path.write_bytes(png)
+    writer = png.Writer(w, h, greyscale=ctype == 4, alpha=ctype in (4, 6), bitdepth=16, interlace=interlace)
+    with open(path, "wb") as f:
+        writer.write(f, a.reshape(h, w * c).tolist())
 
 
 def test_16bit_rgb_png_full_precision(tmp_path):
     rng = np.random.default_rng(4)
     a = rng.integers(0, 65536, (11, 9, 3)).astype(np.uint16)
     a[0, 0], a[0, 1], a[0, 2] = (0, 65535, 32768), (256, 255, 257), (65280, 65279, 1)
-    _png16(tmp_path / "c16.png", a, ctype=2)
-    assert Image.open(tmp_path / "c16.png").mode == "RGB"  # PIL would truncate to 8 bits
-    x = load_image(tmp_path / "c16.png")
-    torch.testing.assert_close(x, _expect(a, 65535), rtol=0, atol=1e-6)
-    assert float(x[0, 0, 0, 0]) == -1.0 and float(x[0, 1, 0, 0]) == 1.0
+    for interlace in (False, True):
+        _png16(tmp_path / "c16.png", a, ctype=2, interlace=interlace)
+        assert Image.open(tmp_path / "c16.png").mode == "RGB"  # PIL would truncate to 8 bits
+        x = load_image(tmp_path / "c16.png")
+        torch.testing.assert_close(x, _expect(a, 65535), rtol=0, atol=1e-6)
+        assert float(x[0, 0, 0, 0]) == -1.0 and float(x[0, 1, 0, 0]) == 1.0
 
 
 def test_16bit_rgba_and_grey_alpha_png(tmp_path):
