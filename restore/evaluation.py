@@ -67,6 +67,7 @@ from typing import Any, Iterable, Sequence
 import torch
 
 from restore.settings import (
+    ArgumentParser,
     Settings,
     UsageError,
     add_arguments,
@@ -712,7 +713,7 @@ class _Progress:
 
 # --------------------------------------------------------------------------- command line
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="evaluate.py",
         description="Evaluate solvers at equal network calls over a folder of images "
                     "(per-image CSV, summary JSON, anytime plot); resumable; runs under torchrun.")

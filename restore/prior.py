@@ -81,7 +81,8 @@ def _load_diffusers(source: str, name: str, **kwargs) -> DiffusersPrior:
     errors = []
     for subfolder in (None, "unet"):
         try:
-            unet = UNet2DModel.from_pretrained(source, subfolder=subfolder, torch_dtype=torch.float32, **kwargs)
+            unet = UNet2DModel.from_pretrained(source, subfolder=subfolder, torch_dtype=torch.float32,
+                                               low_cpu_mem_usage=False, **kwargs)
             break
         except (OSError, ValueError, EnvironmentError) as error:
             errors.append(error)
@@ -117,7 +118,7 @@ def load_prior(spec: str = BUNDLED, device: torch.device | str = "cpu", dtype: t
     only when absent is it downloaded, and without network a one-line PriorNotFound says what to do."""
     name = ALIASES.get(spec, spec)
     path = Path(os.path.expanduser(name))
-    if spec == BUNDLED or (MODELS_DIR / spec).is_dir():
+    if spec == BUNDLED or (Path(spec).name == spec and (MODELS_DIR / spec).is_dir()):  # a bare name only
         folder = MODELS_DIR / spec
         if not (folder / "config.json").exists():
             raise PriorNotFound(f"bundled prior {spec!r} is missing from {folder}; reinstall the project")
@@ -142,14 +143,19 @@ def _load_hub(model_id: str, spec: str) -> DiffusersPrior:
         return _load_diffusers(model_id, spec, local_files_only=True)
     except (OSError, ValueError):
         pass
+    advice = (f"with no network, download it elsewhere (huggingface-cli download {model_id} --local-dir DIR) "
+              f"and pass DIR, or use the bundled prior {BUNDLED!r}")
+    try:  # one quick request: without network it fails at once, where a download retries for a minute
+        from huggingface_hub import HfApi
+
+        HfApi().model_info(model_id, timeout=10)
+    except Exception as error:  # noqa: BLE001 - no network, unknown id, refused access: all end here
+        reason = " ".join(str(error).split())[:120] or type(error).__name__
+        raise PriorNotFound(f"cannot reach model {model_id!r} ({reason}); {advice}") from None
     try:
         return _load_diffusers(model_id, spec)
     except (OSError, ValueError) as error:
-        raise PriorNotFound(
-            f"cannot load model {model_id!r} ({str(error).splitlines()[0][:120]}); with no network, "
-            f"download it elsewhere (huggingface-cli download {model_id} --local-dir DIR) and pass DIR, "
-            f"or use the bundled prior {BUNDLED!r}"
-        ) from None
+        raise PriorNotFound(f"cannot load model {model_id!r} ({str(error).splitlines()[0][:120]}); {advice}") from None
 
 
 def celebahq_available() -> bool:

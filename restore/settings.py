@@ -72,6 +72,14 @@ class Settings:
         return asdict(self)
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr and exit code 2 (no usage dump)."""
+
+    def error(self, message: str):
+        print(f"error: {message} (see --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options every restoration command shares (defaults None: config, then Settings)."""
     parser.add_argument("--task", help=f"degradation, one of: {', '.join(TASKS)}")
@@ -120,15 +128,21 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     return Settings(**values).validate()
 
 
-def resolve_model(spec: str | None, quiet: bool = False) -> str:
-    """The model to use; with no spec, CelebA-HQ when cached locally, else the bundled prior (said in one line)."""
+def resolve_model(spec: str | None, quiet: bool = False, note=None) -> str:
+    """The model to use; with no spec, CelebA-HQ when cached locally, else the bundled prior (said in one line).
+
+    note: a callable taking that line (default: print it on stderr as "note: ..."); quiet drops it."""
     if spec:
         return spec
     if celebahq_available():
         return "celebahq"
     if not quiet:
-        print(f"note: CelebA-HQ weights not found locally; using the bundled prior {BUNDLED!r} "
-              "(pass --model celebahq to download them)", file=sys.stderr)
+        line = (f"CelebA-HQ weights not found locally; using the bundled prior {BUNDLED!r} "
+                "(pass --model celebahq to download them)")
+        if note is None:
+            print(f"note: {line}", file=sys.stderr)
+        else:
+            note(line)
     return BUNDLED
 
 
@@ -153,7 +167,13 @@ def build_operator(settings: Settings, size: int, channels: int = 3):
     try:
         return make_operator(settings.task, size, channels=channels, **options)
     except ValueError as error:
-        raise UsageError(str(error).splitlines()[0]) from None
+        message = str(error).splitlines()[0]
+        if settings.task == "inp_mask" and "does not match" in message:
+            message += f"; give --mask an image of {size}x{size} pixels (black = missing, white = kept)"
+        raise UsageError(message) from None
+    except OSError as error:  # an unreadable mask file (PIL's UnidentifiedImageError is an OSError)
+        raise UsageError(f"cannot read mask {settings.mask}: {' '.join(str(error).split())}; "
+                         "give an image file (black = missing, white = kept)") from None
 
 
 def build_solver(settings: Settings, prior, operator, yield_inner: bool = False):

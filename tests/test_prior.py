@@ -66,3 +66,10 @@ def test_not_found_errors_are_one_line(tmp_path):
     torch.save({"foo.weight": torch.zeros(3)}, bad)
     with pytest.raises(PriorNotFound, match="not an original DDPM"):
         load_prior(str(bad))
+
+
+def test_unknown_model_id_fails_in_one_line():
+    """Offline this fails at once (one quick request, no download retries); online the hub says no."""
+    with pytest.raises(PriorNotFound) as info:
+        load_prior("no-such-org/no-such-ddpm-model")
+    assert "\n" not in str(info.value) and "no-such-ddpm-model" in str(info.value)
