@@ -53,16 +53,18 @@ class SVDOperator:
         raise NotImplementedError
 
     def U(self, u: torch.Tensor) -> torch.Tensor:
-        """Spectral measurement (B, m) -> measurement (B, m)."""
-        raise NotImplementedError
+        """Spectral measurement (B, m) -> measurement (B, m). Default: the identity, for
+        operators whose measurement is already laid out in spectral order."""
+        return u
 
     def Ut(self, y: torch.Tensor) -> torch.Tensor:
-        """Measurement (B, m) -> spectral measurement (B, m)."""
-        raise NotImplementedError
+        """Measurement (B, m) -> spectral measurement (B, m). Default: the identity."""
+        return y
 
     def singulars(self) -> torch.Tensor:
-        """The m singular values (m,), non-negative, in the order of the spectral vectors."""
-        raise NotImplementedError
+        """The m singular values (m,), non-negative, in the order of the spectral vectors
+        (default: the tensor attribute `_singulars` a subclass sets)."""
+        return self._singulars
 
     # -- derived ------------------------------------------------------------------------------
     @property

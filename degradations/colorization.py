@@ -49,15 +49,3 @@ class Colorization(SVDOperator):
         v = v.reshape(v.shape[0], 3, -1)
         x = torch.einsum("ck,bkp->bcp", like(self.mix, v), v)
         return x.reshape(v.shape[0], *self.image_shape)
-
-    def U(self, u: torch.Tensor) -> torch.Tensor:
-        """Identity on (B, m)."""
-        return u
-
-    def Ut(self, y: torch.Tensor) -> torch.Tensor:
-        """Identity on (B, m)."""
-        return y
-
-    def singulars(self) -> torch.Tensor:
-        """m = H*W values 1/sqrt(3)."""
-        return self._singulars

@@ -28,15 +28,3 @@ class Denoising(SVDOperator):
     def Vt(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, n): a flatten."""
         return x.reshape(x.shape[0], -1)
-
-    def U(self, u: torch.Tensor) -> torch.Tensor:
-        """Identity on (B, m)."""
-        return u
-
-    def Ut(self, y: torch.Tensor) -> torch.Tensor:
-        """Identity on (B, m)."""
-        return y
-
-    def singulars(self) -> torch.Tensor:
-        """n ones."""
-        return self._singulars

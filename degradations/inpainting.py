@@ -59,17 +59,6 @@ class Inpainting(SVDOperator):
         """(B, C, H, W) image -> (B, n): kept entries first, then missing ones."""
         return x.reshape(x.shape[0], -1)[:, self.perm.to(x.device)]
 
-    def U(self, u: torch.Tensor) -> torch.Tensor:
-        """Identity on (B, m)."""
-        return u
-
-    def Ut(self, y: torch.Tensor) -> torch.Tensor:
-        """Identity on (B, m)."""
-        return y
-
-    def singulars(self) -> torch.Tensor:
-        """m ones."""
-        return self._singulars
 
     def to_image(self, y: torch.Tensor) -> torch.Tensor:
         """Measurement (B, m) -> masked image (B, C, H, W), missing entries 0 (= H^T y)."""

