@@ -124,7 +124,7 @@ def throughput_one(args: argparse.Namespace) -> None:
     y = operator.observe(x)
     solver = NestedDDRM(prior, operator, outer_steps=args.nfe // 5 if args.nfe % 5 == 0 else 1,
                         inner_steps=5 if args.nfe % 5 == 0 else args.nfe)
-    solver.restore(y[:1], 0.0, make_generators([0], device))  # warm-up (allocator, kernels)
+    network_seconds(prior, device, batch=args.batch, calls=1)  # warm-up (allocator, kernels)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     sync(device)

@@ -89,15 +89,15 @@ class DDRM(Sampler):
         keep = (1 - eta**2) ** 0.5 * sigma_n
         # eq. 7: no measurement for this component
         unmeasured = v0 + keep * v_eps + eta * sigma_n * z
-        # eq. 8, s_i sigma_next < sigma_0: the measurement is noisier than the target level
-        residual = (meas.u_y - meas.s * v0) / max(sigma_0, 1e-30)
-        less_noisy = v0 + keep * residual + eta * sigma_n * z
         # eq. 8, s_i sigma_next >= sigma_0: pull towards y_bar, add the missing noise
         extra = (sigma_n**2 - eta_b**2 * sigma_0**2 / meas.s.square().clamp_min(1e-30)).clamp_min(0).sqrt()
-        noisier = eta_b * meas.y_bar + (1 - eta_b) * v0 + extra * z
-        v = torch.where(
-            meas.measured, torch.where(meas.s * sigma_n >= sigma_0, noisier, less_noisy), unmeasured
-        )
+        measured = eta_b * meas.y_bar + (1 - eta_b) * v0 + extra * z
+        if sigma_0 > 0:  # (with sigma_0 = 0 every measured component is in the branch above)
+            # eq. 8, s_i sigma_next < sigma_0: the measurement is noisier than the target level
+            residual = (meas.u_y - meas.s * v0) / sigma_0
+            less_noisy = v0 + keep * residual + eta * sigma_n * z
+            measured = torch.where(meas.s * sigma_n >= sigma_0, measured, less_noisy)
+        v = torch.where(meas.measured, measured, unmeasured)
         return self.schedule.alpha_bar(t_next) ** 0.5 * self.operator.V(v), x0
 
     # -- the loop -----------------------------------------------------------------------------
