@@ -110,21 +110,26 @@ def main() -> None:
           "mean PSNR dB / LPIPS\n")
     print(header)
     print("|" + " --- |" * (3 + len(splits)))
+    grey = (x[:, 0] == x[:, 1]).flatten(1).all(1) & (x[:, 1] == x[:, 2]).flatten(1).all(1)
     for task in args.tasks.split(","):
         sigma_y = TASK_SIGMA.get(task, 0.0)
+        # colorization of a grey photo is trivial (H^+ y is exact): score colour photos only
+        keep = [i for i in range(len(names)) if not (task == "color" and grey[i])]
         operator = make_operator(task, 256)
-        y = operator.observe(x, sigma_y, make_generators([args.seed + i for i in range(len(names))]))
+        y = operator.observe(x[keep], sigma_y, make_generators([args.seed + i for i in keep]))
         row = {"baseline": baseline(task, operator, y)}
         for n, k in splits:
             solver = (DDRM(prior, operator, steps=k, eta=args.eta) if n == 1
                       else NestedDDRM(prior, operator, n, k, eta=args.eta))
             row[f"{n}x{k}"] = torch.cat([
-                solver.restore(y[i:i + 1], sigma_y, make_generators([args.seed + 1000 + i])).clamp(-1, 1)
-                for i in range(len(names))])
-        scores = {key: {"psnr": psnr(out, x).tolist(), "lpips": lpips(out, x).tolist()} for key, out in row.items()}
-        results[task] = {"sigma_y": sigma_y, "eta": args.eta, "images": names, "scores": scores}
+                solver.restore(y[j:j + 1], sigma_y, make_generators([args.seed + 1000 + i])).clamp(-1, 1)
+                for j, i in enumerate(keep)])
+        scores = {key: {"psnr": psnr(out, x[keep]).tolist(), "lpips": lpips(out, x[keep]).tolist()}
+                  for key, out in row.items()}
+        results[task] = {"sigma_y": sigma_y, "eta": args.eta, "images": [names[i] for i in keep], "scores": scores}
         cells = [f"{sum(s['psnr']) / len(s['psnr']):.2f} / {sum(s['lpips']) / len(s['lpips']):.3f}" for s in scores.values()]
-        print(f"| {task} | {sigma_y} | " + " | ".join(cells) + " |", flush=True)
+        label = task if len(keep) == len(names) else f"{task} ({len(keep)} colour images)"
+        print(f"| {label} | {sigma_y} | " + " | ".join(cells) + " |", flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
 
