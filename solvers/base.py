@@ -66,7 +66,7 @@ class Sampler:
             eps = self.prior(x_t, t_batch).to(x_t.dtype)
         self.nfe += 1
         a = self.schedule.alpha_bar(t)
-        return eps, (x_t - (1 - a) ** 0.5 * eps) / a**0.5
+        return eps, torch.add(x_t, eps, alpha=-((1 - a) ** 0.5)).div_(a**0.5)
 
     def sample(
         self, y: torch.Tensor, sigma_y: float = 0.0, generator: Generators = None

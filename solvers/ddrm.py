@@ -32,13 +32,15 @@ class SpectralMeasurement:
 
     s (n,): singular values padded with zeros; measured (n,): s > 0;
     u_y (B, n): U^T y padded; y_bar (B, n): U^T y / s where measured, else 0;
-    sigma_0: measurement noise std on the [-1, 1] scale."""
+    sigma_0: measurement noise std on the [-1, 1] scale; floor (n,): sigma_0^2 / s^2, the
+    noise variance of y_bar (where measured)."""
 
     s: torch.Tensor
     measured: torch.Tensor
     u_y: torch.Tensor
     y_bar: torch.Tensor
     sigma_0: float
+    floor: torch.Tensor
 
 
 class DDRM(Sampler):
@@ -66,15 +68,17 @@ class DDRM(Sampler):
         s = op.add_zeros(op.singulars()[None])[0]
         measured = s > 0
         u_y = op.add_zeros(op.Ut(y))
-        y_bar = torch.where(measured, u_y / torch.where(measured, s, torch.ones_like(s)), torch.zeros_like(u_y))
-        return SpectralMeasurement(s, measured, u_y, y_bar, pixel_sigma_to_model(sigma_y))
+        safe_s = torch.where(measured, s, torch.ones_like(s))
+        y_bar = torch.where(measured, u_y / safe_s, torch.zeros_like(u_y))
+        sigma_0 = pixel_sigma_to_model(sigma_y)
+        return SpectralMeasurement(s, measured, u_y, y_bar, sigma_0, sigma_0**2 / safe_s.square())
 
     def initial_state(self, meas: SpectralMeasurement, t: int, generator: Generators) -> torch.Tensor:
         """x_t drawn from DDRM's q(x_T | y) (paper eq. 6 in the spectral domain)."""
         sigma_t = self.schedule.sigma(t)
         z = randn((self.operator.n,), meas.u_y.shape[0], generator, meas.u_y.device, meas.u_y.dtype)
         use_y = meas.measured & (meas.s * sigma_t >= meas.sigma_0)
-        extra = (sigma_t**2 - meas.sigma_0**2 / meas.s.square().clamp_min(1e-30)).clamp_min(0).sqrt()
+        extra = (sigma_t**2 - meas.floor).clamp_min(0).sqrt()
         v = torch.where(use_y, meas.y_bar + extra * z, sigma_t * z)
         return self.schedule.alpha_bar(t) ** 0.5 * self.operator.V(v)
 
@@ -87,18 +91,22 @@ class DDRM(Sampler):
         sigma_n, sigma_0, eta, eta_b = self.schedule.sigma(t_next), meas.sigma_0, self.eta, self.eta_b
         z = randn((self.operator.n,), x_t.shape[0], generator, x_t.device, x_t.dtype)
         keep = (1 - eta**2) ** 0.5 * sigma_n
-        # eq. 7: no measurement for this component
-        unmeasured = v0 + keep * v_eps + eta * sigma_n * z
-        # eq. 8, s_i sigma_next >= sigma_0: pull towards y_bar, add the missing noise
-        extra = (sigma_n**2 - eta_b**2 * sigma_0**2 / meas.s.square().clamp_min(1e-30)).clamp_min(0).sqrt()
-        measured = eta_b * meas.y_bar + (1 - eta_b) * v0 + extra * z
-        if sigma_0 > 0:  # (with sigma_0 = 0 every measured component is in the branch above)
-            # eq. 8, s_i sigma_next < sigma_0: the measurement is noisier than the target level
-            residual = (meas.u_y - meas.s * v0) / sigma_0
-            less_noisy = v0 + keep * residual + eta * sigma_n * z
+        # (fused torch ops: a step is a handful of element-wise passes, see scripts/bench.py)
+        # eq. 7, no measurement for this component: v0 + keep v_eps + eta sigma_n z
+        unmeasured = torch.add(v0, v_eps, alpha=keep).add_(z, alpha=eta * sigma_n)
+        # eq. 8, s_i sigma_next >= sigma_0: eta_b y_bar + (1 - eta_b) v0 + sqrt(sigma_n^2 - eta_b^2 floor) z
+        measured = torch.lerp(v0, meas.y_bar, eta_b)
+        if sigma_0 > 0:
+            extra = (sigma_n**2 - eta_b**2 * meas.floor).clamp_min_(0).sqrt_()
+            measured.addcmul_(extra, z)
+            # eq. 8, s_i sigma_next < sigma_0: v0 + keep (U^T y - s v0) / sigma_0 + eta sigma_n z
+            residual = torch.addcmul(meas.u_y, meas.s, v0, value=-1)
+            less_noisy = torch.add(v0, residual, alpha=keep / sigma_0).add_(z, alpha=eta * sigma_n)
             measured = torch.where(meas.s * sigma_n >= sigma_0, measured, less_noisy)
+        else:  # every measured component is in the first branch, and its noise is sigma_n
+            measured.add_(z, alpha=sigma_n)
         v = torch.where(meas.measured, measured, unmeasured)
-        return self.schedule.alpha_bar(t_next) ** 0.5 * self.operator.V(v), x0
+        return self.operator.V(v).mul_(self.schedule.alpha_bar(t_next) ** 0.5), x0
 
     # -- the loop -----------------------------------------------------------------------------
     def _records(self, y: torch.Tensor, sigma_y: float, generator: Generators) -> Iterator[Record]:
