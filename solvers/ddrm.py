@@ -1,16 +1,19 @@
 """DDRM: Denoising Diffusion Restoration Models (Kawar, Elad, Ermon, Song; NeurIPS 2022).
 
 The "efficient generalized" sampler of the paper's appendix, in the spectral domain of an
-`SVDOperator` H = U diag(s) V^T. One network call per step. Equation numbers refer to the paper
-(arXiv:2201.11793v3): eq. 7 (unmeasured components), eq. 8 (measured components).
+`SVDOperator` H = U diag(s) V^T. One network call per step. The step is the paper's
+(arXiv:2201.11793) variational conditional p(x_t | x_{t+1}, x_0, y) per spectral component, in
+three cases: no measurement (s_i = 0), a measurement noisier than the target noise level
+(s_i sigma_t < sigma_y) and a less noisy one (s_i sigma_t >= sigma_y); p(x_T | y) starts it.
+sigma_t = sqrt(1 - alpha_bar_t) / sqrt(alpha_bar_t) and sigma_y are on the [-1, 1] scale here.
 
 Where this differs from the official code, on purpose:
 - A measured component whose noise level equals the measurement's (s_i sigma_next == sigma_0)
   takes the measurement branch (>=, the official code uses >). With sigma_y = 0 this happens at
   the last step for every measured component, so the result satisfies H x = y exactly, rather
   than being the network's x0 prediction at t = 0 as in the official code.
-- The initial state is scaled by sqrt(alpha_bar_t) (the official code divides by sigma_t's
-  equivalent, the same up to a factor 0.99994).
+- The initial state is scaled by sqrt(alpha_bar_t) (the official code divides by
+  sqrt(1 + sigma_t^2), the same up to a factor 0.99994).
 """
 
 from __future__ import annotations
@@ -46,8 +49,8 @@ class SpectralMeasurement:
 class DDRM(Sampler):
     """DDRM with `steps` network calls on the official grid (950, 900, ..., 0 for 20 steps).
 
-    eta: noise of the unmeasured and less-noisy components (paper's eta, default 0.85);
-    eta_b: weight of the measurement in the noisier components (paper's eta_b, default 1.0)."""
+    eta: share of fresh noise where y is absent or noisier than the target (paper's eta, 0.85);
+    eta_b: weight of y_bar where y is less noisy than the target (paper's eta_b, default 1.0)."""
 
     def __init__(self, prior: Prior, operator, steps: int = 20, eta: float = 0.85, eta_b: float = 1.0):
         super().__init__(prior, operator)
@@ -74,7 +77,8 @@ class DDRM(Sampler):
         return SpectralMeasurement(s, measured, u_y, y_bar, sigma_0, sigma_0**2 / safe_s.square())
 
     def initial_state(self, meas: SpectralMeasurement, t: int, generator: Generators) -> torch.Tensor:
-        """x_t drawn from DDRM's q(x_T | y) (paper eq. 6 in the spectral domain)."""
+        """x_t drawn from DDRM's p(x_T | y) in the spectral domain: y_bar plus the missing noise
+        where the measurement is less noisy than sigma_t, pure noise elsewhere."""
         sigma_t = self.schedule.sigma(t)
         z = randn((self.operator.n,), meas.u_y.shape[0], generator, meas.u_y.device, meas.u_y.dtype)
         use_y = meas.measured & (meas.s * sigma_t >= meas.sigma_0)
@@ -92,17 +96,17 @@ class DDRM(Sampler):
         z = randn((self.operator.n,), x_t.shape[0], generator, x_t.device, x_t.dtype)
         keep = (1 - eta**2) ** 0.5 * sigma_n
         # (fused torch ops: a step is a handful of element-wise passes, see scripts/bench.py)
-        # eq. 7, no measurement for this component: v0 + keep v_eps + eta sigma_n z
+        # no measurement (s_i = 0): v0 + keep v_eps + eta sigma_n z
         unmeasured = torch.add(v0, v_eps, alpha=keep).add_(z, alpha=eta * sigma_n)
-        # eq. 8, s_i sigma_next >= sigma_0: eta_b y_bar + (1 - eta_b) v0 + sqrt(sigma_n^2 - eta_b^2 floor) z
+        # y less noisy (s_i sigma_next >= sigma_0): eta_b y_bar + (1 - eta_b) v0 + sqrt(sigma_n^2 - eta_b^2 floor) z
         measured = torch.lerp(v0, meas.y_bar, eta_b)
         if sigma_0 > 0:
             extra = (sigma_n**2 - eta_b**2 * meas.floor).clamp_min_(0).sqrt_()
             measured.addcmul_(extra, z)
-            # eq. 8, s_i sigma_next < sigma_0: v0 + keep (U^T y - s v0) / sigma_0 + eta sigma_n z
+            # y noisier (s_i sigma_next < sigma_0): v0 + keep (U^T y - s v0) / sigma_0 + eta sigma_n z
             residual = torch.addcmul(meas.u_y, meas.s, v0, value=-1)
-            less_noisy = torch.add(v0, residual, alpha=keep / sigma_0).add_(z, alpha=eta * sigma_n)
-            measured = torch.where(meas.s * sigma_n >= sigma_0, measured, less_noisy)
+            y_noisier = torch.add(v0, residual, alpha=keep / sigma_0).add_(z, alpha=eta * sigma_n)
+            measured = torch.where(meas.s * sigma_n >= sigma_0, measured, y_noisier)
         else:  # every measured component is in the first branch, and its noise is sigma_n
             measured.add_(z, alpha=sigma_n)
         v = torch.where(meas.measured, measured, unmeasured)
