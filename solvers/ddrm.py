@@ -12,8 +12,8 @@ Where this differs from the official code, on purpose:
   takes the measurement branch (>=, the official code uses >). With sigma_y = 0 this happens at
   the last step for every measured component, so the result satisfies H x = y exactly, rather
   than being the network's x0 prediction at t = 0 as in the official code.
-- The initial state is scaled by sqrt(alpha_bar_t) (the official code divides by
-  sqrt(1 + sigma_t^2), the same up to a factor 0.99994).
+- The initial state is scaled by sqrt(alpha_bar_t) = 1 / sqrt(1 + sigma_t^2) (the official code
+  divides by sigma_t, which differs by sqrt(1 - alpha_bar_t): a factor 0.99994 at t = 950).
 """
 
 from __future__ import annotations
