@@ -59,11 +59,15 @@ class DDRM(Sampler):
         if not 0.0 <= eta <= 1.0 or not 0.0 <= eta_b <= 1.0:
             raise ValueError(f"eta and eta_b must lie in [0, 1], got {eta}, {eta_b}")
         self.steps, self.eta, self.eta_b = steps, eta, eta_b
-        self.times = linear_times(ddrm_start(self.schedule.T, steps), steps)
 
     @property
     def nfe_total(self) -> int:
         return self.steps
+
+    @property
+    def times(self) -> list[int]:
+        """The network-call times, then CLEAN (the official grid: 950, 900, ..., 0, -1 for 20)."""
+        return linear_times(ddrm_start(self.schedule.T, self.steps), self.steps)
 
     # -- the building blocks, shared with NestedDDRM ------------------------------------------
     def measure(self, y: torch.Tensor, sigma_y: float) -> SpectralMeasurement:
@@ -115,8 +119,9 @@ class DDRM(Sampler):
     # -- the loop -----------------------------------------------------------------------------
     def _records(self, y: torch.Tensor, sigma_y: float, generator: Generators) -> Iterator[Record]:
         meas = self.measure(y, sigma_y)
-        x = self.initial_state(meas, self.times[0], generator)
-        for t, t_next in zip(self.times[:-1], self.times[1:]):
+        times = self.times
+        x = self.initial_state(meas, times[0], generator)
+        for t, t_next in zip(times[:-1], times[1:]):
             x, x0 = self.step(x, t, t_next, meas, generator)
             if t_next == CLEAN:
                 yield Record(self.nfe, x, CLEAN, "prediction", final=True)
