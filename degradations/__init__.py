@@ -9,7 +9,7 @@ from degradations.colorization import Colorization
 from degradations.denoising import Denoising
 from degradations.inpainting import Inpainting
 from degradations.masks import box_mask, load_mask, random_mask, text_mask
-from degradations.registry import TASKS, make_operator
+from degradations.registry import TASKS, make_operator, scale_factor
 from degradations.separable import (
     BicubicSR,
     Deblurring,
@@ -25,6 +25,7 @@ __all__ = [
     "SVDOperator",
     "TASKS",
     "make_operator",
+    "scale_factor",
     "pixel_sigma_to_model",
     "check_divisible",
     "Denoising",

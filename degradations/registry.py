@@ -57,6 +57,16 @@ def _size(image_size: int | Sequence[int]) -> tuple[int, int]:
     return h, w
 
 
+def scale_factor(task: str) -> int:
+    """The down-sampling factor of a super-resolution task (4 for sr4, sr_bicubic4), else 1."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; valid tasks: {', '.join(TASKS)}")
+    for prefix in ("sr_bicubic", "sr"):
+        if task.startswith(prefix) and task[len(prefix):].isdigit():
+            return int(task[len(prefix):])
+    return 1
+
+
 def make_operator(
     task: str, image_size: int | Sequence[int], channels: int = 3, **options: Any
 ) -> SVDOperator:
@@ -80,14 +90,12 @@ def make_operator(
 
     if task == "deno":
         return Denoising(channels, h, w)
-    if task in ("sr2", "sr4", "sr8", "sr16"):
-        factor = int(task[2:])
+    factor = scale_factor(task)
+    if factor > 1:
         check_divisible((h, w), factor, task)
+        if task.startswith("sr_bicubic"):
+            return BicubicSR(channels, h, w, factor, **options)
         return BlockAverageSR(channels, h, w, factor)
-    if task.startswith("sr_bicubic"):
-        factor = int(task[len("sr_bicubic") :])
-        check_divisible((h, w), factor, task)
-        return BicubicSR(channels, h, w, factor, **options)
     if task == "color":
         if channels != 3:
             raise ValueError(f"color needs channels=3 (an RGB image), got channels={channels}")

@@ -66,8 +66,9 @@ from typing import Any, Callable, Union
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from degradations import scale_factor
+from restore.baselines import baselines as compute_baselines
 from restore.imageio import center_crop_resize, load_image, save_image, to_uint8
 from restore.settings import (
     Settings,
@@ -243,11 +244,6 @@ def check_output_dir(out: str | Path, overwrite: bool = False) -> Path:
     return out
 
 
-def _task_factor(task: str) -> int:
-    match = re.fullmatch(r"sr(?:_bicubic)?(\d+)", task)
-    return int(match.group(1)) if match else 1
-
-
 def _as_image(image: ImageLike, what: str) -> torch.Tensor:
     """A path or a tensor -> (1, 3, H, W) float32 cpu on [-1, 1] (grey repeated to 3 channels)."""
     if isinstance(image, (str, Path)):
@@ -314,7 +310,7 @@ def _make_settings(settings: Settings | None, config: str | Path | None, overrid
 
 def _observed_size(task: str, h: int, w: int, size: int | None, model_size: int, note) -> int:
     """The restoration size for an observed (measurement) image of h x w."""
-    factor = _task_factor(task)
+    factor = scale_factor(task)
     kind = "low-resolution image" if factor > 1 else "image"
     if h != w:
         raise UsageError(f"the observed {kind} is {w}x{h}; --observed needs a square image, crop it to a square first")
@@ -473,11 +469,7 @@ def restore_image(
 
     final = steps_out[-1].image
     observation = operator.to_image(y).clamp(-1.0, 1.0).cpu()
-    baselines = {"pinv": operator.H_pinv(y).clamp(-1.0, 1.0).cpu()}
-    if _task_factor(settings.task) > 1:
-        baselines["bicubic"] = F.interpolate(
-            operator.to_image(y), size=(side, side), mode="bicubic", align_corners=False, antialias=True
-        ).clamp(-1.0, 1.0).cpu()
+    baselines = {name: image.cpu() for name, image in compute_baselines(operator, y).items()}
 
     empty = {"psnr": None, "ssim": None, "lpips": None}
     last = steps_out[-1]

@@ -66,6 +66,7 @@ from typing import Any, Iterable, Sequence
 
 import torch
 
+from restore.baselines import baseline, baseline_names
 from restore.settings import (
     ArgumentParser,
     Settings,
@@ -147,10 +148,6 @@ def _png_name(rel: str) -> str:
     """Where --save-images puts image rel: rel itself for a PNG, else rel + ".png" (so that
     a.jpg and a.png do not collide)."""
     return rel if rel.lower().endswith(".png") else rel + ".png"
-
-
-def _is_sr(operator) -> bool:
-    return getattr(operator, "scale_factor", 1) > 1
 
 
 # --------------------------------------------------------------------------- rows
@@ -485,15 +482,9 @@ def _restore_rows(solver, name, rels, x, y, sigma_y, sampler_seeds):
 
 
 def _baselines(operator, name, y, x, rels) -> dict[str, list[Row]]:
-    import torch.nn.functional as F
-
     _sync(x.device)
     start = time.perf_counter()
-    if name == "pinv":
-        guess = operator.H_pinv(y)
-    else:
-        low = operator.to_image(y)
-        guess = F.interpolate(low, size=x.shape[-2:], mode="bicubic", align_corners=False)
+    guess = baseline(name, operator, y)
     _sync(x.device)
     seconds = time.perf_counter() - start
     scores = _score(guess, x)
@@ -587,7 +578,7 @@ def _run(settings, cfg, images, data, out, device, dist, load_prior):
     size = settings.size or prior.image_size
     settings = replace(settings, size=size)
     operator = build_operator(settings, size)
-    groups = list(cfg.solvers) + ["pinv"] + (["bicubic"] if _is_sr(operator) else [])
+    groups = list(cfg.solvers) + baseline_names(operator)
     expected = {g: expected_nfes(g, settings) for g in groups}
     identity = _identity(settings, cfg)
 

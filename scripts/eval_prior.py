@@ -19,11 +19,11 @@ import os
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 import _paths  # noqa: F401  (must come first: see scripts/_paths.py)
 from degradations import make_operator
+from restore.baselines import baseline, baseline_names
 from restore.imageio import save_image
 from restore.metrics import lpips, psnr
 from restore.prior import BUNDLED, load_prior
@@ -73,13 +73,6 @@ def held_out_set() -> dict[str, torch.Tensor]:
     return images
 
 
-def baseline(task: str, operator, y: torch.Tensor) -> torch.Tensor:
-    if task.startswith("sr"):
-        low = operator.to_image(y)
-        return F.interpolate(low, scale_factor=operator.scale_factor, mode="bicubic", align_corners=False).clamp(-1, 1)
-    return operator.H_pinv(y).clamp(-1, 1)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=BUNDLED)
@@ -117,7 +110,7 @@ def main() -> None:
         keep = [i for i in range(len(names)) if not (task == "color" and grey[i])]
         operator = make_operator(task, 256)
         y = operator.observe(x[keep], sigma_y, make_generators([args.seed + i for i in keep]))
-        row = {"baseline": baseline(task, operator, y)}
+        row = {"baseline": baseline(baseline_names(operator)[-1], operator, y)}  # bicubic for sr, else H^+ y
         for n, k in splits:
             solver = (DDRM(prior, operator, steps=k, eta=args.eta) if n == 1
                       else NestedDDRM(prior, operator, n, k, eta=args.eta))

@@ -22,8 +22,6 @@ from __future__ import annotations
 import argparse
 import copy
 import csv
-import glob
-import math
 import os
 import sys
 import time
