@@ -51,12 +51,7 @@ ValueErrors with a one-line message).
 from __future__ import annotations
 
 import contextlib
-import json
 import math
-import os
-import re
-import secrets
-import shutil
 import sys
 import time
 import warnings
@@ -69,7 +64,7 @@ import torch
 
 from degradations import scale_factor
 from restore.baselines import baselines as compute_baselines
-from restore.imageio import center_crop_resize, load_image, save_image, to_uint8
+from restore.imageio import center_crop_resize, load_image
 from restore.settings import (
     Settings,
     UsageError,
@@ -85,18 +80,10 @@ __all__ = [
     "RestoreResult",
     "Step",
     "derive_seeds",
-    "check_output_dir",
-    "OUTPUT_FILES",
 ]
 
 ImageLike = Union[str, Path, torch.Tensor]
 
-#: files written by RestoreResult.save (besides step_<k>_nfe<n>.png); --overwrite replaces only
-#: folders holding nothing else
-OUTPUT_FILES = ("observation.png", "final.png", "progress.png", "metrics.png", "metrics.json")
-_STEP_FILE = re.compile(r"step_\d+_nfe\d+\.png")
-#: most outputs shown in progress.png (DDRM has one per call; they are then subsampled evenly)
-STRIP_MAX_STEPS = 10
 
 
 @dataclass
@@ -156,55 +143,11 @@ class RestoreResult:
         return f"step_{step.index:0{width}d}_nfe{step.nfe}.png"
 
     def save(self, out: str | Path, overwrite: bool = False) -> Path:
-        """Write the output folder (observation.png, step_<k>_nfe<n>.png, final.png,
-        progress.png, metrics.png when scored, metrics.json) and return its path.
+        """Write the output folder of scripts/restore.py and return its path (see
+        `restore.report.save_result`: atomic, never replaces foreign files)."""
+        from restore.report import save_result
 
-        The files are written into a temporary folder beside `out` and renamed into place at the
-        end, so a failed or interrupted save leaves no half-written folder. An existing
-        non-empty `out` raises UsageError unless `overwrite`; even then only a folder holding
-        nothing but this tool's outputs is replaced (and only after the new one is complete)."""
-        out = check_output_dir(out, overwrite)
-        parent = out.absolute().parent
-        created = []
-        p = parent
-        while not p.exists():
-            created.append(p)
-            p = p.parent
-        old = None
-        tmp = None
-        try:
-            parent.mkdir(parents=True, exist_ok=True)
-            tmp = parent / f".{out.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
-            tmp.mkdir()
-            self._write(tmp)
-            if out.exists():
-                check_output_dir(out, overwrite)  # again: it may have changed meanwhile
-                old = parent / f".{out.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
-                os.rename(out, old)
-            os.rename(tmp, out)
-        except BaseException:
-            if tmp is not None:
-                shutil.rmtree(tmp, ignore_errors=True)
-            if old is not None and not out.exists():
-                os.rename(old, out)
-                old = None
-            for p in created:  # deepest first
-                with contextlib.suppress(OSError):
-                    p.rmdir()
-            raise
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-        return out
-
-    def _write(self, folder: Path) -> None:
-        save_image(self.observation, folder / "observation.png")
-        for step in self.steps:
-            save_image(step.image, folder / self.step_file(step))
-        save_image(self.final, folder / "final.png")
-        _progress_strip(self).save(folder / "progress.png", format="PNG")
-        if self.reference is not None:
-            _metrics_figure(self, folder / "metrics.png")
-        (folder / "metrics.json").write_text(json.dumps(self.metrics, indent=2) + "\n")
+        return save_result(self, out, overwrite)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -212,36 +155,6 @@ def derive_seeds(seed: int) -> tuple[int, int]:
     """(observation seed, sampler seed): two independent 64-bit seeds expanded from `seed`."""
     state = np.random.SeedSequence([int(seed) % 2**64, 0x5EED]).generate_state(2, dtype=np.uint64)
     return int(state[0]), int(state[1])
-
-
-def check_output_dir(out: str | Path, overwrite: bool = False) -> Path:
-    """Raise UsageError when `out` cannot take a new output folder; returns it as a Path.
-
-    Refused: a path that exists and is not a folder; a non-empty folder without `overwrite`;
-    with `overwrite`, a folder holding files this tool does not write (it is not replaced, so
-    that --overwrite can never delete unrelated data); a location that cannot be created."""
-    out = Path(out)
-    if out.name in ("", ".", ".."):
-        raise UsageError(f"--out {out} must name a new folder (e.g. outputs/run1), not {str(out)!r}")
-    if out.exists() or out.is_symlink():
-        if not out.is_dir() or out.is_symlink():
-            raise UsageError(f"output path {out} exists and is not a folder; choose another --out")
-        entries = sorted(e.name for e in out.iterdir())
-        if entries and not overwrite:
-            raise UsageError(f"output folder {out} exists and is not empty; pass --overwrite to replace it "
-                             "or choose another --out")
-        foreign = [e for e in entries if e not in OUTPUT_FILES and not _STEP_FILE.fullmatch(e)]
-        if foreign:
-            raise UsageError(f"output folder {out} holds files restore.py did not write ({foreign[0]}, ...); "
-                             "--overwrite only replaces earlier outputs, choose another --out")
-    ancestor = out.absolute().parent
-    while not ancestor.exists():
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise UsageError(f"cannot create output folder {out}: {ancestor} is not a folder")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise UsageError(f"cannot create output folder {out}: {ancestor} is not writable; choose another --out")
-    return out
 
 
 def _as_image(image: ImageLike, what: str) -> torch.Tensor:
@@ -559,88 +472,3 @@ def _run(sampler, y, settings: Settings, ref, sampler_seed: int, time_budget, pr
         records.close()
         bar.close()
     return steps, per_call, stop_reason, clock
-
-
-# --------------------------------------------------------------------------- figures
-def _pil(image: torch.Tensor, side: int):
-    """(1, C, h, w) on [-1, 1] -> an RGB PIL image of side x side (nearest when enlarging)."""
-    from PIL import Image
-
-    a = to_uint8(image[0]).permute(1, 2, 0).cpu().numpy()
-    im = Image.fromarray(np.ascontiguousarray(a[..., 0] if a.shape[2] == 1 else a)).convert("RGB")
-    if im.size != (side, side):
-        enlarge = im.size[0] < side
-        im = im.resize((side, side), Image.Resampling.NEAREST if enlarge else Image.Resampling.LANCZOS)
-    return im
-
-
-def _font(px: int):
-    from PIL import ImageFont
-
-    try:
-        return ImageFont.load_default(size=px)
-    except TypeError:  # Pillow < 10.1: a fixed bitmap font
-        return ImageFont.load_default()
-
-
-def _progress_strip(result: RestoreResult):
-    """One row: observation, the anytime outputs (at most STRIP_MAX_STEPS, evenly chosen),
-    final, reference; captions with NFE and PSNR under each."""
-    from PIL import Image, ImageDraw
-
-    steps = result.steps
-    if len(steps) > STRIP_MAX_STEPS:
-        idx = sorted(set(np.linspace(0, len(steps) - 1, STRIP_MAX_STEPS).round().astype(int).tolist()))
-        steps = [steps[i] for i in idx]
-
-    def db(v):
-        return f"{v:.2f} dB" if v is not None else ""
-
-    tiles = [(result.observation, "observation")]
-    tiles += [(s.image, f"nfe {s.nfe}\n{db(s.psnr)}") for s in steps]
-    final_psnr = result.metrics["final"]["psnr"]
-    tiles.append((result.final, f"final, nfe {result.metrics['nfe_total']}\n{db(final_psnr)}"))
-    if result.reference is not None:
-        tiles.append((result.reference, "reference"))
-
-    side = int(min(max(result.final.shape[-1], 128), 256))
-    if side * len(tiles) > 3072:
-        side = max(96, 3072 // len(tiles))
-    font = _font(max(10, min(14, side // 11)))
-    pad, line = 4, max(10, min(14, side // 11)) + 4
-    strip = Image.new("RGB", (len(tiles) * (side + pad) + pad, side + 2 * pad + 2 * line), "white")
-    draw = ImageDraw.Draw(strip)
-    for i, (image, caption) in enumerate(tiles):
-        x = pad + i * (side + pad)
-        strip.paste(_pil(image, side), (x, pad))
-        for j, text in enumerate(caption.split("\n")):
-            if not text:
-                continue
-            width = draw.textlength(text, font=font)
-            draw.text((x + (side - width) / 2, pad + side + 2 + j * line), text, fill="black", font=font)
-    return strip
-
-
-def _metrics_figure(result: RestoreResult, path: Path) -> None:
-    from restore.plots import plot_anytime
-
-    def curve(rows, style):
-        return {"nfe": [r["nfe"] for r in rows], "psnr": [_nan(r["psnr"]) for r in rows],
-                "lpips": [_nan(r["lpips"]) for r in rows], "style": style}
-
-    s = result.settings
-    if s.solver == "nested":
-        curves = {"per-call x0 predictions": curve(result.per_call, "line"),
-                  "outer results (anytime outputs)": curve(result.metrics["steps"], "points")}
-        title = f"{s.task}, Nested DDRM {s.outer} x {s.inner}, {s.model}"
-    else:
-        curves = {"DDRM x0 predictions": curve(result.per_call, "line")}
-        title = f"{s.task}, DDRM {s.steps} steps, {s.model}"
-    for name, scores in result.metrics["baselines"].items():
-        label = "pseudo-inverse" if name == "pinv" else name
-        curves[f"{label} (0 calls)"] = curve([{"nfe": 0, **scores}], "points")
-    plot_anytime(curves, path, title=title)
-
-
-def _nan(v):
-    return math.nan if v is None else v

@@ -45,7 +45,8 @@ def _fmt(scores: dict, key: str, spec: str, unit: str = "") -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from restore.api import check_output_dir, restore_image
+    from restore.api import restore_image
+    from restore.report import check_output_dir
 
     args = build_parser().parse_args(argv)
     settings = settings_from_args(args)

@@ -240,14 +240,14 @@ def test_overwrite(tiny_model_dir, tmp_path, capsys):
 
 
 def test_failed_save_leaves_nothing(tiny_model_dir, tmp_path, monkeypatch):
-    from restore import api, restore_image
+    from restore import report, restore_image
 
     r = restore_image(torch.zeros(1, 3, 32, 32), "sr4", model=str(tiny_model_dir), outer=1, inner=1, quiet=True)
 
     def boom(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(api, "_metrics_figure", boom)  # fails after the images are written
+    monkeypatch.setattr(report, "metrics_figure", boom)  # fails after the images are written
     with pytest.raises(RuntimeError):
         r.save(tmp_path / "deep" / "o")
     assert list(tmp_path.iterdir()) == []  # no output folder, no temporary folder, no parents
