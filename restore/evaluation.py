@@ -50,10 +50,7 @@ a filesystem every node sees; after a barrier rank 0 merges them.
 from __future__ import annotations
 
 import argparse
-import csv
-import datetime
 import hashlib
-import io
 import json
 import math
 import os
@@ -62,11 +59,25 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable
 
 import torch
 
 from restore.baselines import baseline, baseline_names
+from restore.distributed import Dist, init_distributed
+from restore.eval_rows import (
+    COLUMNS,
+    ROW_PREFIX,
+    Row,
+    complete_groups,
+    compact,
+    csv_text,
+    load_all,
+    read_rows,
+    row_files,
+    summarize,
+    write_atomic,
+)
 from restore.settings import (
     ArgumentParser,
     Settings,
@@ -100,12 +111,9 @@ __all__ = [
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm")
 SOLVERS = ("nested", "ddrm")
 BASELINES = ("pinv", "bicubic")
-COLUMNS = ("image", "solver", "nfe", "psnr", "ssim", "lpips", "seconds")
-METRICS = ("psnr", "ssim", "lpips", "seconds")
 LABELS = {"nested": "Nested DDRM (outer results)", "ddrm": "DDRM (per-call predictions)"}
 RUN_FILE, SUMMARY_FILE, PER_IMAGE_FILE, PLOT_FILE, IMAGES_DIR = (
     "run.json", "summary.json", "per_image.csv", "anytime.png", "images")
-ROW_PREFIX = "rows.rank"
 
 
 # --------------------------------------------------------------------------- images and seeds
@@ -150,150 +158,6 @@ def _png_name(rel: str) -> str:
     return rel if rel.lower().endswith(".png") else rel + ".png"
 
 
-# --------------------------------------------------------------------------- rows
-@dataclass
-class Row:
-    image: str
-    solver: str
-    nfe: int
-    psnr: float
-    ssim: float
-    lpips: float  # NaN when unavailable
-    seconds: float
-
-    def cells(self) -> list[str]:
-        return [self.image, self.solver, str(self.nfe), f"{self.psnr:.6f}", f"{self.ssim:.6f}",
-                "" if math.isnan(self.lpips) else f"{self.lpips:.6f}", f"{self.seconds:.4f}"]
-
-    @classmethod
-    def parse(cls, cells: Sequence[str]) -> "Row | None":
-        if len(cells) != len(COLUMNS) or not cells[0] or not cells[1]:
-            return None
-        try:
-            return cls(cells[0], cells[1], int(cells[2]), float(cells[3]), float(cells[4]),
-                       float(cells[5]) if cells[5] else math.nan, float(cells[6]))
-        except ValueError:
-            return None
-
-
-def _csv_text(rows: Iterable[Row], header: bool = False) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    if header:
-        writer.writerow(COLUMNS)
-    for row in rows:
-        writer.writerow(row.cells())
-    return buf.getvalue()
-
-
-def read_rows(path: str | Path) -> list[Row]:
-    """The rows of a row file; a last line without its newline (cut by a kill) and malformed
-    lines are dropped."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return []
-    if not text.endswith("\n"):
-        text = text[: text.rfind("\n") + 1]
-    rows = []
-    for cells in csv.reader(io.StringIO(text)):
-        if tuple(cells) == COLUMNS:
-            continue
-        row = Row.parse(cells)
-        if row is not None:
-            rows.append(row)
-    return rows
-
-
-def complete_groups(rows: Iterable[Row], expected: dict[str, list[int]]) -> dict[tuple[str, str], list[Row]]:
-    """(image, solver) -> its rows, for the groups holding exactly the expected nfes; of two
-    complete copies of a group the first is kept."""
-    groups: dict[tuple[str, str], list[Row]] = {}
-    order: list[tuple[str, str]] = []
-    for row in rows:
-        key = (row.image, row.solver)
-        if key not in groups:
-            groups[key] = []
-            order.append(key)
-        groups[key].append(row)
-    out = {}
-    for key in order:
-        want = expected.get(key[1])
-        group = groups[key]
-        if want is None:
-            continue
-        # a group written twice (two complete copies) keeps its first copy
-        first = group[: len(want)]
-        if sorted(r.nfe for r in first) == sorted(want):
-            out[key] = sorted(first, key=lambda r: r.nfe)
-    return out
-
-
-def _row_files(out: Path) -> list[Path]:
-    return sorted(out.glob(f"{ROW_PREFIX}*.csv"))
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _load_all(out: Path, expected: dict[str, list[int]]) -> dict[tuple[str, str], list[Row]]:
-    done: dict[tuple[str, str], list[Row]] = {}
-    for path in _row_files(out):
-        for key, group in complete_groups(read_rows(path), expected).items():
-            done.setdefault(key, group)
-    return done
-
-
-def _compact(out: Path, expected: dict[str, list[int]]) -> dict[tuple[str, str], list[Row]]:
-    """Rewrite every row file with only its complete groups not already in an earlier file;
-    returns all complete groups."""
-    done: dict[tuple[str, str], list[Row]] = {}
-    for path in _row_files(out):
-        rows = read_rows(path)
-        keep = {k: g for k, g in complete_groups(rows, expected).items() if k not in done}
-        done.update(keep)
-        if sum(map(len, keep.values())) != len(rows) or not path.read_text(encoding="utf-8").endswith("\n"):
-            _write_atomic(path, _csv_text((r for g in keep.values() for r in g), header=True))
-    return done
-
-
-# --------------------------------------------------------------------------- summary
-def _stats(values: list[float]) -> dict[str, float | None]:
-    vals = [v for v in values if not math.isnan(v)]
-    if not vals:
-        return {"mean": None, "std": None}
-    mean = sum(vals) / len(vals)
-    return {"mean": mean, "std": math.sqrt(sum((v - mean) ** 2 for v in vals) / len(vals))}
-
-
-def summarize(rows: Sequence[Row], settings: dict[str, Any] | None = None,
-              solver_order: Sequence[str] = ()) -> dict[str, Any]:
-    """summary.json's content from the rows: per solver, per nfe (string keys, ascending) the mean
-    and population std of each metric and the image count; "final" is the last nfe's entry with
-    its "nfe"."""
-    by_solver: dict[str, dict[int, list[Row]]] = {}
-    for row in rows:
-        by_solver.setdefault(row.solver, {}).setdefault(row.nfe, []).append(row)
-    order = [s for s in solver_order if s in by_solver] + sorted(set(by_solver) - set(solver_order))
-    solvers = {}
-    for solver in order:
-        per_nfe = {}
-        for nfe in sorted(by_solver[solver]):
-            group = by_solver[solver][nfe]
-            entry: dict[str, Any] = {m: _stats([getattr(r, m) for r in group]) for m in METRICS}
-            entry["count"] = len(group)
-            per_nfe[str(nfe)] = entry
-        last = max(by_solver[solver])
-        solvers[solver] = {"nfe": per_nfe, "final": {"nfe": last, **per_nfe[str(last)]}}
-    return {"settings": settings or {}, "images": len({r.image for r in rows}), "solvers": solvers}
-
-
 def _plot(summary: dict[str, Any], path: Path, title: str) -> None:
     from restore.plots import plot_anytime
 
@@ -309,47 +173,6 @@ def _plot(summary: dict[str, Any], path: Path, title: str) -> None:
                 curve[key] = [math.nan if (v := entry["nfe"][str(n)][metric][part]) is None else v for n in nfes]
         curves[label] = curve
     plot_anytime(curves, path, title)
-
-
-# --------------------------------------------------------------------------- distributed
-@dataclass
-class _Dist:
-    rank: int = 0
-    world: int = 1
-    active: bool = False
-
-    def barrier(self) -> None:
-        if self.active:
-            torch.distributed.barrier()
-
-    def broadcast(self, obj: Any) -> Any:
-        if not self.active:
-            return obj
-        box = [obj]
-        torch.distributed.broadcast_object_list(box, src=0)
-        return box[0]
-
-    def close(self) -> None:
-        if self.active and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
-
-
-def _init_distributed(device: torch.device) -> tuple[_Dist, torch.device]:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return _Dist(), device
-    rank = int(os.environ.get("RANK", "0"))
-    if device.type == "cuda":
-        if device.index is None:
-            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        torch.cuda.set_device(device)
-        backend = "nccl"
-    else:
-        backend = "gloo"
-    # long timeout: ranks meet only at the start and at the end, after all their work
-    timeout = datetime.timedelta(hours=float(os.environ.get("RESTORE_DIST_TIMEOUT_HOURS", "24")))
-    torch.distributed.init_process_group(backend=backend, rank=rank, world_size=world, timeout=timeout)
-    return _Dist(rank, world, True), device
 
 
 # --------------------------------------------------------------------------- the run
@@ -380,7 +203,7 @@ def _identity(settings: Settings, cfg: EvalConfig) -> dict[str, Any]:
 def _clear(out: Path, solvers: Iterable[str]) -> None:
     for name in (RUN_FILE, SUMMARY_FILE, PER_IMAGE_FILE, PLOT_FILE):
         (out / name).unlink(missing_ok=True)
-    for path in _row_files(out):
+    for path in row_files(out):
         path.unlink()
     for solver in set(solvers) | set(SOLVERS):
         shutil.rmtree(out / IMAGES_DIR / solver, ignore_errors=True)
@@ -403,7 +226,7 @@ def _prepare(out: Path, identity: dict[str, Any], cfg: EvalConfig, expected: dic
     """Rank 0: check or claim the output folder, drop cut groups; returns the done groups."""
     out.mkdir(parents=True, exist_ok=True)
     run_file = out / RUN_FILE
-    if run_file.exists() or _row_files(out):
+    if run_file.exists() or row_files(out):
         try:
             old = json.loads(run_file.read_text(encoding="utf-8"))["identity"]
         except (OSError, ValueError, KeyError, TypeError):
@@ -414,8 +237,8 @@ def _prepare(out: Path, identity: dict[str, Any], cfg: EvalConfig, expected: dic
                                  "rerun with the same arguments to resume, pass --overwrite to start again, "
                                  "or choose another --out")
             _clear(out, old.get("solvers", []))
-    _write_atomic(run_file, json.dumps({"identity": identity, "command": sys.argv}, indent=2) + "\n")
-    return _compact(out, expected)
+    write_atomic(run_file, json.dumps({"identity": identity, "command": sys.argv}, indent=2) + "\n")
+    return compact(out, expected)
 
 
 def _load_batch(data: Path, rels: list[str], size: int, device: torch.device) -> torch.Tensor:
@@ -443,11 +266,11 @@ class _Writer:
         fresh = not path.exists() or path.stat().st_size == 0
         self.file = open(path, "a", encoding="utf-8", newline="")
         if fresh:
-            self.file.write(_csv_text([], header=True))
+            self.file.write(csv_text([], header=True))
             self.file.flush()
 
     def write(self, rows: list[Row]) -> None:
-        self.file.write(_csv_text(rows))
+        self.file.write(csv_text(rows))
         self.file.flush()
         os.fsync(self.file.fileno())
 
@@ -493,17 +316,17 @@ def _baselines(operator, name, y, x, rels) -> dict[str, list[Row]]:
 
 
 def _merge(out: Path, images: list[str], order: list[str], expected, settings_out: dict, title: str) -> dict:
-    done = _load_all(out, expected)
+    done = load_all(out, expected)
     wanted = set(images)
     rank = {s: i for i, s in enumerate(order)}
     groups = sorted((k for k in done if k[0] in wanted and k[1] in rank), key=lambda k: (k[0], rank[k[1]]))
     rows = [r for k in groups for r in done[k]]
     missing = len(images) * len(order) - len(groups)
-    _write_atomic(out / PER_IMAGE_FILE, _csv_text(rows, header=True))
+    write_atomic(out / PER_IMAGE_FILE, csv_text(rows, header=True))
     summary = summarize(rows, settings_out, order)
     if missing:
         summary["missing_groups"] = missing
-    _write_atomic(out / SUMMARY_FILE, json.dumps(summary, indent=2, allow_nan=False) + "\n")
+    write_atomic(out / SUMMARY_FILE, json.dumps(summary, indent=2, allow_nan=False) + "\n")
     tmp = out / f".{PLOT_FILE}.tmp{os.getpid()}.png"
     _plot(summary, tmp, title)
     os.replace(tmp, out / PLOT_FILE)
@@ -564,7 +387,7 @@ def run_evaluation(settings: Settings, cfg: EvalConfig, explicit_steps: bool = F
     settings = replace(settings, model=model, mask=mask)
     device = resolve_device(cfg.device)
 
-    dist, device = _init_distributed(device)
+    dist, device = init_distributed(device)
     try:
         return _run(settings, cfg, images, data, out, device, dist, load_prior)
     finally:
@@ -671,7 +494,7 @@ def _lpips_available() -> bool:
 class _Progress:
     """One tqdm bar per rank (images), postfix: running mean final PSNR per solver."""
 
-    def __init__(self, total: int, done_before: int, mine: int, dist: _Dist, quiet: bool, solvers):
+    def __init__(self, total: int, done_before: int, mine: int, dist: Dist, quiet: bool, solvers):
         self.solvers, self.sums = solvers, {s: [0.0, 0] for s in solvers}
         self.bar = None
         if quiet:
