@@ -323,6 +323,9 @@ def restore_image(
         raise UsageError("--reference is only for --observed mode (in simulation mode the input is the reference)")
     if settings.mask and settings.task != "inp_mask":
         note(f"--mask is only used by task inp_mask; ignored for {settings.task}")
+    if settings.solver == "nested" and settings.sigma_y > 0 and settings.inner < 4:
+        note(f"--inner {settings.inner} with a noisy measurement: DDRM takes y in only above its noise "
+             "level, which short inner runs skip; use --inner 4 or more (README, 'Choosing the split')")
 
     img = _as_image(image, "input")
     ref_img = _as_image(reference, "reference") if reference is not None else None

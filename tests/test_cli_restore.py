@@ -347,3 +347,14 @@ def test_bundled_prior_beats_pseudo_inverse(tmp_path, capsys):
     assert m["nfe_total"] == 20 and m["image_size"] == 64
     assert m["final"]["psnr"] > m["baselines"]["pinv"]["psnr"] + 0.3, m["final"]
     assert math.isfinite(m["final"]["lpips"])
+
+
+def test_short_inner_runs_with_noise_get_a_note(tiny_model_dir):
+    from restore import restore_image
+
+    r = restore_image(torch.zeros(1, 3, 32, 32), "deno", model=str(tiny_model_dir), sigma_y=0.1,
+                      outer=2, inner=2, quiet=True)
+    assert any("--inner 2 with a noisy measurement" in n for n in r.notes)
+    r = restore_image(torch.zeros(1, 3, 32, 32), "deno", model=str(tiny_model_dir), sigma_y=0.1,
+                      outer=1, inner=4, quiet=True)
+    assert not any("--inner" in n for n in r.notes)
