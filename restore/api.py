@@ -181,10 +181,11 @@ def _num(value: torch.Tensor | float) -> float | None:
     return None if math.isnan(v) or math.isinf(v) else round(v, 6)
 
 
-def _scores(x: torch.Tensor, ref: torch.Tensor, keys=("psnr", "ssim", "lpips")) -> dict[str, float | None]:
-    from restore import metrics
+def _scores(x: torch.Tensor, ref: torch.Tensor) -> dict[str, float | None]:
+    """PSNR, SSIM, LPIPS of one image as JSON-ready floats (None for NaN / inf)."""
+    from restore.metrics import compute_all
 
-    return {k: _num(getattr(metrics, k)(x, ref)[0]) for k in keys}
+    return {k: _num(v[0]) for k, v in compute_all(x, ref).items()}
 
 
 @contextlib.contextmanager

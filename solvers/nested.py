@@ -56,6 +56,11 @@ class NestedDDRM(DDRM):
         self.outer = outer_times(ddrm_start(self.schedule.T, self.steps), outer_steps)
         self.inner = [linear_times(t, inner_steps) for t in self.outer]
 
+    @property
+    def times(self) -> list[int]:
+        """Every network call's time, outer run after outer run, then CLEAN."""
+        return [t for times in self.inner for t in times[:-1]] + [CLEAN]
+
     def outer_step(
         self, x_t: torch.Tensor, x0_hat: torch.Tensor, t: int, t_next: int, generator: Generators
     ) -> torch.Tensor:

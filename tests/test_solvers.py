@@ -159,3 +159,11 @@ def test_invalid_arguments():
         solver.restore(torch.zeros(1, op.m, dtype=torch.float64), sigma_y=-0.1)
     with pytest.raises(ValueError, match="generators"):
         solver.restore(torch.zeros(2, op.m, dtype=torch.float64), generator=make_generators([1]))
+
+
+def test_nested_times_list_every_network_call():
+    solver = NestedDDRM(gaussian(), operator("sr2"), outer_steps=2, inner_steps=3)
+    # 6 calls start where DDRM 6 starts, (1000 // 6) * 5 = 830; outer times 830 and 415
+    assert solver.outer == [830, 415]
+    assert solver.times == [830, 415, 0, 415, 208, 0, CLEAN]
+    assert len(solver.times) - 1 == solver.nfe_total
