@@ -54,7 +54,9 @@ def test_diffusers_folder_round_trip(tmp_path):
     assert prior.image_size == 16 and len(prior.alphas_cumprod) == 500
     x = torch.randn(1, 3, 16, 16)
     with torch.no_grad():
-        assert torch.equal(prior(x, torch.tensor([3])), unet.eval()(x, torch.tensor([3])).sample)
+        got, expected = prior(x, torch.tensor([3])), unet.eval()(x, torch.tensor([3])).sample
+    # two separately loaded copies of a network: equal up to float kernel rounding, not bit for bit
+    assert torch.allclose(got, expected, atol=1e-5, rtol=1e-5), (got - expected).abs().max()
 
 
 def test_not_found_errors_are_one_line(tmp_path):
