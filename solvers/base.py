@@ -1,14 +1,27 @@
-"""What every sampler shares: the prior protocol, network-call counting, records, progress.
+"""What every sampler shares: the prior protocol, records, the stepwise protocol, progress.
 
 Prior protocol: any object callable as `prior(x_t, t) -> eps` with x_t (B, C, H, W) on the
 [-1, 1] scale, t an int64 tensor of shape (B,), eps the predicted noise (same shape), and an
 attribute `alphas_cumprod` (1-D float tensor of length T). Nothing else is needed.
+
+Stepwise protocol: a sampler's run is a fixed sequence of `anytime_steps` steps, each ending in
+an anytime output (Nested DDRM: one per outer step; DDRM: one per network call). A subclass
+provides
+    measure(y, sigma_y)                 -> the measurement in the form its steps use
+    begin(meas, generator)              -> the initial state x
+    advance(x, j, meas, generator)      -> a generator that makes step j: it yields one Record per
+                                           network call (the last one is the anytime output) and
+                                           returns the state for step j + 1
+    calls_before(j)                     -> network calls made before step j
+and is pure: no counters or buffers change while sampling, so one sampler may serve several runs
+at once. `solvers.run.Run` drives the protocol (one loop for `sample`, `restore` and every front
+end).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, Protocol
+from typing import Any, Generator, Iterator, Protocol
 
 import torch
 from tqdm.auto import tqdm
@@ -25,13 +38,14 @@ class Prior(Protocol):
 
 @dataclass
 class Record:
-    """One anytime output of a sampler.
+    """One output of a sampler, made by one network call.
 
     nfe:   network calls made so far (cumulative).
     x0:    the current image estimate, (B, C, H, W) on [-1, 1] (not clamped).
     t:     the time at which this estimate was made (-1 for a clean sample).
-    kind:  "prediction" (a single network x0 prediction), "outer" (a Nested Diffusion x0_hat,
-           i.e. the result of a whole inner run) or "inner" (an x0 prediction inside an inner run).
+    kind:  "prediction" (a single network x0 prediction, DDRM's anytime output), "outer" (a Nested
+           Diffusion x0_hat, i.e. the result of a whole inner run) or "inner" (an x0 prediction
+           inside an inner run).
     final: True on the last record, whose x0 is the sampler's result.
     """
 
@@ -41,33 +55,71 @@ class Record:
     kind: str
     final: bool = False
 
+    @property
+    def anytime(self) -> bool:
+        """Whether this record ends an anytime step (a usable restoration, not an inner guess)."""
+        return self.kind != "inner"
+
+
+Step = Generator[Record, None, torch.Tensor]
+
 
 class Sampler:
-    """Base class: holds the prior and the operator, counts network calls, runs the loop.
+    """Base class: holds the prior and the operator, makes network calls, offers the loop.
 
-    Subclasses implement `_records(y, sigma_y, generator)` (a generator of `Record`) and
-    `nfe_total`. The device and dtype are those of `y`; the operator is moved there once."""
+    Subclasses implement the stepwise protocol (module docstring) and `nfe_total`. The device and
+    dtype are those of `y`; the operator is moved there once per run."""
+
+    #: whether `sample` also yields the per-call "inner" records (Nested DDRM's option)
+    yield_inner: bool = False
 
     def __init__(self, prior: Prior, operator):
         self.prior = prior
         self.operator = operator
         self.schedule = NoiseSchedule(prior.alphas_cumprod)
-        self.nfe = 0
 
+    # -- the stepwise protocol ----------------------------------------------------------------
     @property
     def nfe_total(self) -> int:
         raise NotImplementedError
 
+    @property
+    def anytime_steps(self) -> int:
+        raise NotImplementedError
+
+    def calls_before(self, j: int) -> int:
+        raise NotImplementedError
+
+    def measure(self, y: torch.Tensor, sigma_y: float) -> Any:
+        raise NotImplementedError
+
+    def begin(self, meas: Any, generator: Generators) -> torch.Tensor:
+        raise NotImplementedError
+
+    def advance(self, x: torch.Tensor, j: int, meas: Any, generator: Generators) -> Step:
+        raise NotImplementedError
+
+    # -- shared pieces ------------------------------------------------------------------------
     def predict(self, x_t: torch.Tensor, t: int) -> tuple[torch.Tensor, torch.Tensor]:
         """One network call: (eps, x0) at time t, x0 = (x_t - sqrt(1 - a_t) eps) / sqrt(a_t)
         (Ho et al. 2020, eq. 15)."""
         t_batch = torch.full((x_t.shape[0],), t, dtype=torch.long, device=x_t.device)
         with torch.no_grad():
             eps = self.prior(x_t, t_batch).to(x_t.dtype)
-        self.nfe += 1
         a = self.schedule.alpha_bar(t)
         return eps, torch.add(x_t, eps, alpha=-((1 - a) ** 0.5)).div_(a**0.5)
 
+    def check(self, y: torch.Tensor, sigma_y: float) -> None:
+        """Validate a measurement batch and move the operator to its device and dtype."""
+        if y.ndim != 2 or y.shape[1] != self.operator.m:
+            raise ValueError(
+                f"y must have shape (B, {self.operator.m}) for {self.operator!r}, got {tuple(y.shape)}"
+            )
+        if sigma_y < 0:
+            raise ValueError(f"sigma_y must be >= 0 (a std on the [0, 1] pixel scale), got {sigma_y}")
+        self.operator.to(y.device, y.dtype)
+
+    # -- the one-shot interface ---------------------------------------------------------------
     def sample(
         self, y: torch.Tensor, sigma_y: float = 0.0, generator: Generators = None
     ) -> Iterator[Record]:
@@ -75,21 +127,12 @@ class Sampler:
 
         sigma_y: measurement noise std on the [0, 1] pixel scale (2 sigma_y on [-1, 1]).
         generator: one torch.Generator, a list with one per image (results then do not depend
-        on the batch), or None (torch's global generator)."""
-        if y.ndim != 2 or y.shape[1] != self.operator.m:
-            raise ValueError(
-                f"y must have shape (B, {self.operator.m}) for {self.operator!r}, got {tuple(y.shape)}"
-            )
-        if sigma_y < 0:
-            raise ValueError(f"sigma_y must be >= 0 (a std on the [0, 1] pixel scale), got {sigma_y}")
-        if isinstance(generator, (list, tuple)) and len(generator) != y.shape[0]:
-            raise ValueError(f"got {len(generator)} generators for {y.shape[0]} images")
-        self.operator.to(y.device, y.dtype)
-        self.nfe = 0
-        return self._records(y, float(sigma_y), generator)
+        on the batch), or None (torch's global generator). For stepping, steering, candidates
+        and saving, use `solvers.Run` directly."""
+        from solvers.run import Run
 
-    def _records(self, y: torch.Tensor, sigma_y: float, generator: Generators) -> Iterator[Record]:
-        raise NotImplementedError
+        run = Run(self, y, sigma_y, generator)
+        return (r for r in run.records() if self.yield_inner or r.anytime)
 
     def restore(
         self,

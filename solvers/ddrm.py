@@ -19,12 +19,10 @@ Where this differs from the official code, on purpose:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
-
 import torch
 
 from degradations.base import pixel_sigma_to_model
-from solvers.base import Prior, Record, Sampler
+from solvers.base import Prior, Record, Sampler, Step
 from solvers.noise import Generators, randn
 from solvers.schedule import CLEAN, ddrm_start, linear_times
 
@@ -116,14 +114,24 @@ class DDRM(Sampler):
         v = torch.where(meas.measured, measured, unmeasured)
         return self.operator.V(v).mul_(self.schedule.alpha_bar(t_next) ** 0.5), x0
 
-    # -- the loop -----------------------------------------------------------------------------
-    def _records(self, y: torch.Tensor, sigma_y: float, generator: Generators) -> Iterator[Record]:
-        meas = self.measure(y, sigma_y)
-        times = self.times
-        x = self.initial_state(meas, times[0], generator)
-        for t, t_next in zip(times[:-1], times[1:]):
-            x, x0 = self.step(x, t, t_next, meas, generator)
-            if t_next == CLEAN:
-                yield Record(self.nfe, x, CLEAN, "prediction", final=True)
-            else:
-                yield Record(self.nfe, x0, t, "prediction")
+    # -- the stepwise protocol (solvers.base) --------------------------------------------------
+    @property
+    def anytime_steps(self) -> int:
+        return self.steps  # every network call's x0 prediction is an anytime output
+
+    def calls_before(self, j: int) -> int:
+        return j
+
+    def begin(self, meas: SpectralMeasurement, generator: Generators) -> torch.Tensor:
+        return self.initial_state(meas, self.times[0], generator)
+
+    def advance(self, x: torch.Tensor, j: int, meas: SpectralMeasurement, generator: Generators) -> Step:
+        """Step j: one network call from times[j] to times[j + 1]; the record is the call's x0
+        prediction, or at the last step the clean sample itself."""
+        t, t_next = self.times[j : j + 2]
+        x_next, x0 = self.step(x, t, t_next, meas, generator)
+        if t_next == CLEAN:
+            yield Record(j + 1, x_next, CLEAN, "prediction", final=True)
+        else:
+            yield Record(j + 1, x0, t, "prediction")
+        return x_next

@@ -15,12 +15,10 @@ spaces its calls evenly from its outer time down to 0 (see solvers.schedule).
 
 from __future__ import annotations
 
-from typing import Iterator
-
 import torch
 
-from solvers.base import Prior, Record
-from solvers.ddrm import DDRM
+from solvers.base import Prior, Record, Step
+from solvers.ddrm import DDRM, SpectralMeasurement
 from solvers.noise import Generators, randn
 from solvers.schedule import CLEAN, ddrm_start, linear_times, outer_times
 
@@ -73,16 +71,25 @@ class NestedDDRM(DDRM):
             x_next = x_next + c * randn(x_t.shape[1:], x_t.shape[0], generator, x_t.device, x_t.dtype)
         return x_next
 
-    def _records(self, y: torch.Tensor, sigma_y: float, generator: Generators) -> Iterator[Record]:
-        meas = self.measure(y, sigma_y)
-        x = self.initial_state(meas, self.outer[0], generator)
-        for j, (t_outer, times) in enumerate(zip(self.outer, self.inner)):
-            inner_x = x  # Alg. 2: the inner process starts from the outer state
-            for t, t_next in zip(times[:-1], times[1:]):
-                inner_x, x0 = self.step(inner_x, t, t_next, meas, generator)
-                if self.yield_inner and t_next != CLEAN:
-                    yield Record(self.nfe, x0, t, "inner")
-            last = j == self.outer_steps - 1
-            yield Record(self.nfe, inner_x, t_outer, "outer", final=last)
-            if not last:
-                x = self.outer_step(x, inner_x, t_outer, self.outer[j + 1], generator)
+    @property
+    def anytime_steps(self) -> int:
+        return self.outer_steps
+
+    def calls_before(self, j: int) -> int:
+        return j * self.inner_steps
+
+    def advance(self, x: torch.Tensor, j: int, meas: SpectralMeasurement, generator: Generators) -> Step:
+        """Outer step j (Alg. 2): an inner DDRM run from the outer state x at outer[j] to clean
+        (yielding its per-call x0 predictions, kind "inner", then its result x0_hat, kind "outer"),
+        then the outer DDIM step to outer[j + 1]; returns that next outer state (x0_hat after the
+        last outer step)."""
+        times, t_outer = self.inner[j], self.outer[j]
+        inner_x, nfe = x, self.calls_before(j)  # the inner process starts from the outer state
+        for t, t_next in zip(times[:-1], times[1:]):
+            inner_x, x0 = self.step(inner_x, t, t_next, meas, generator)
+            nfe += 1
+            if t_next != CLEAN:
+                yield Record(nfe, x0, t, "inner")
+        last = j == self.outer_steps - 1
+        yield Record(nfe, inner_x, t_outer, "outer", final=last)
+        return inner_x if last else self.outer_step(x, inner_x, t_outer, self.outer[j + 1], generator)

@@ -96,7 +96,7 @@ def test_nested_with_one_outer_step_is_ddrm(task):
     for k in (1, 5, 20):
         a = DDRM(prior, op, steps=k).restore(y, 0.05, make_generators([7, 8]))
         b = NestedDDRM(prior, op, outer_steps=1, inner_steps=k).restore(y, 0.05, make_generators([7, 8]))
-        assert torch.equal(a, b)
+        assert torch.allclose(a, b, rtol=0, atol=1e-12)  # the same arithmetic, reached by two code paths
 
 
 @pytest.mark.parametrize("outer,inner,yield_inner", [(4, 5, False), (3, 4, True), (1, 6, True)])
