@@ -1,5 +1,7 @@
-"""The output folder of a restoration (scripts/restore.py, `RestoreResult.save`): the images,
-the progress strip, the metrics plot and metrics.json, written atomically."""
+"""What a restoration's output folder holds, drawn from a `RestoreResult` (reads results only):
+the step and final images, the progress strip, the candidates' contact sheets, the metrics plot
+and metrics.json; every file written atomically (a temporary file, then a rename). `save_result`
+writes a whole folder at once; `restore.live` fills one as the run goes."""
 
 from __future__ import annotations
 
@@ -20,14 +22,19 @@ from restore.imageio import save_image, to_uint8
 from restore.settings import UsageError
 
 if TYPE_CHECKING:
-    from restore.api import RestoreResult
+    from restore.result import RestoreResult, Step
 
-#: files written by save_result (besides step_<k>_nfe<n>.png); --overwrite replaces only
-#: folders holding nothing else
-OUTPUT_FILES = ("observation.png", "final.png", "progress.png", "metrics.png", "metrics.json")
-_STEP_FILE = re.compile(r"step_\d+_nfe\d+\.png")
+#: files a restoration writes (besides the numbered ones below); --overwrite replaces only folders
+#: holding nothing else
+OUTPUT_FILES = ("observation.png", "final.png", "latest.png", "progress.png", "metrics.png", "metrics.json",
+                "state.pt")
+_NUMBERED = re.compile(r"(step_\d+_nfe\d+|final_\d+|candidates_step\d+)\.png")
 #: most outputs shown in progress.png (DDRM has one per call; they are then subsampled evenly)
 STRIP_MAX_STEPS = 10
+
+
+def is_output_file(name: str) -> bool:
+    return name in OUTPUT_FILES or bool(_NUMBERED.fullmatch(name))
 
 
 def check_output_dir(out: str | Path, overwrite: bool = False) -> Path:
@@ -46,7 +53,7 @@ def check_output_dir(out: str | Path, overwrite: bool = False) -> Path:
         if entries and not overwrite:
             raise UsageError(f"output folder {out} exists and is not empty; pass --overwrite to replace it "
                              "or choose another --out")
-        foreign = [e for e in entries if e not in OUTPUT_FILES and not _STEP_FILE.fullmatch(e)]
+        foreign = [e for e in entries if not is_output_file(e)]
         if foreign:
             raise UsageError(f"output folder {out} holds files restore.py did not write ({foreign[0]}, ...); "
                              "--overwrite only replaces earlier outputs, choose another --out")
@@ -60,59 +67,106 @@ def check_output_dir(out: str | Path, overwrite: bool = False) -> Path:
     return out
 
 
-def save_result(result: RestoreResult, out: str | Path, overwrite: bool = False) -> Path:
-    """Write the output folder (observation.png, step_<k>_nfe<n>.png, final.png,
-    progress.png, metrics.png when scored, metrics.json) and return its path.
+class FolderClaim:
+    """A new output folder taken for writing. An existing folder of earlier outputs (allowed by
+    `overwrite`) is moved aside: put back by `rollback`, deleted by `commit`; the parents created
+    for the folder are removed by `rollback` too."""
 
-    The files are written into a temporary folder beside `out` and renamed into place at the
-    end, so a failed or interrupted save leaves no half-written folder. An existing
-    non-empty `out` raises UsageError unless `overwrite`; even then only a folder holding
-    nothing but this tool's outputs is replaced (and only after the new one is complete)."""
-    out = check_output_dir(out, overwrite)
-    parent = out.absolute().parent
-    created = []
-    p = parent
-    while not p.exists():
-        created.append(p)
-        p = p.parent
-    old = None
-    tmp = None
-    try:
+    def __init__(self, out: str | Path, overwrite: bool = False):
+        self.out = check_output_dir(out, overwrite)
+        parent = self.out.absolute().parent
+        self.created: list[Path] = []
+        p = parent
+        while not p.exists():
+            self.created.append(p)
+            p = p.parent
         parent.mkdir(parents=True, exist_ok=True)
-        tmp = parent / f".{out.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
-        tmp.mkdir()
-        _write(result, tmp)
-        if out.exists():
-            check_output_dir(out, overwrite)  # again: it may have changed meanwhile
-            old = parent / f".{out.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
-            os.rename(out, old)
-        os.rename(tmp, out)
-    except BaseException:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None and not out.exists():
-            os.rename(old, out)
-            old = None
-        for p in created:  # deepest first
+        self.old = None
+        if self.out.exists():
+            self.old = parent / f".{self.out.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
+            os.rename(self.out, self.old)
+        self.out.mkdir()
+
+    def commit(self) -> None:
+        if self.old is not None:
+            shutil.rmtree(self.old, ignore_errors=True)
+            self.old = None
+
+    def rollback(self) -> None:
+        shutil.rmtree(self.out, ignore_errors=True)
+        if self.old is not None:
+            os.rename(self.old, self.out)
+            self.old = None
+        for p in self.created:  # deepest first
             with contextlib.suppress(OSError):
                 p.rmdir()
+
+
+def save_result(result: RestoreResult, out: str | Path, overwrite: bool = False) -> Path:
+    """Write a whole output folder (observation.png, step_<k>_nfe<n>.png, candidates sheets,
+    final.png, final_<i>.png, progress.png, metrics.png when scored, metrics.json) and return
+    its path. A failed or interrupted save leaves no folder behind (and an earlier one, replaced
+    with `overwrite`, back in place); foreign files are never replaced (see check_output_dir)."""
+    claim = FolderClaim(out, overwrite)
+    try:
+        write_observation(result.observation, claim.out)
+        for step in result.steps:
+            write_step(result, step, claim.out)
+        write_final(result, claim.out)
+    except BaseException:
+        claim.rollback()
         raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-    return out
+    claim.commit()
+    return claim.out
 
 
-def _write(result: RestoreResult, folder: Path) -> None:
-    save_image(result.observation, folder / "observation.png")
-    for step in result.steps:
-        save_image(step.image, folder / result.step_file(step))
-    save_image(result.final, folder / "final.png")
-    progress_strip(result).save(folder / "progress.png", format="PNG")
+# --------------------------------------------------------------------------- the files
+def atomic(path: Path, write) -> None:
+    """write(tmp) into a temporary file beside `path` (same suffix), then rename it to `path`:
+    a file that exists is whole."""
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}-{secrets.token_hex(3)}{path.suffix}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _save(image: torch.Tensor, path: Path) -> None:
+    atomic(path, lambda tmp: save_image(image, tmp))
+
+
+def write_observation(observation: torch.Tensor, folder: Path) -> None:
+    _save(observation, folder / "observation.png")
+
+
+def write_metrics(metrics: dict, folder: Path) -> None:
+    atomic(folder / "metrics.json", lambda tmp: tmp.write_text(json.dumps(metrics, indent=2) + "\n"))
+
+
+def write_step(result: RestoreResult, step: Step, folder: Path) -> None:
+    """A step's files: step_<k>_nfe<n>.png (the lead candidate) and, with several candidates,
+    candidates_step<k>.png (every candidate, numbered, with its scores)."""
+    _save(step.image, folder / result.step_file(step))
+    if result.settings.candidates > 1:
+        atomic(folder / f"candidates_step{step.index}.png",
+               lambda tmp: contact_sheet(step).save(tmp, format="PNG"))
+
+
+def write_final(result: RestoreResult, folder: Path) -> None:
+    """The end of a run (complete or stopped): final.png, final_<i>.png for every candidate left
+    (several candidates), progress.png, metrics.png (with a reference) and metrics.json."""
+    _save(result.final, folder / "final.png")
+    if result.settings.candidates > 1:
+        for number, image in result.finals.items():
+            _save(image, folder / f"final_{number}.png")
+    atomic(folder / "progress.png", lambda tmp: progress_strip(result).save(tmp, format="PNG"))
     if result.reference is not None:
-        metrics_figure(result, folder / "metrics.png")
-    (folder / "metrics.json").write_text(json.dumps(result.metrics, indent=2) + "\n")
+        atomic(folder / "metrics.png", lambda tmp: metrics_figure(result, tmp))
+    write_metrics(result.metrics, folder)
 
 
+# --------------------------------------------------------------------------- figures
 def _pil(image: torch.Tensor, side: int):
     """(1, C, h, w) on [-1, 1] -> an RGB PIL image of side x side (nearest when enlarging)."""
     from PIL import Image
@@ -134,45 +188,61 @@ def _font(px: int):
         return ImageFont.load_default()
 
 
-def progress_strip(result: RestoreResult):
-    """One row: observation, the anytime outputs (at most STRIP_MAX_STEPS, evenly chosen),
-    final, reference; captions with NFE and PSNR under each."""
+def _sheet(tiles: list[tuple[torch.Tensor, str]], side: int, lines: int = 2):
+    """Images in one row, each with a caption of up to `lines` lines under it."""
     from PIL import Image, ImageDraw
 
-    steps = result.steps
+    px = max(10, min(14, side // 11))
+    font, pad, line = _font(px), 4, px + 4
+    sheet = Image.new("RGB", (len(tiles) * (side + pad) + pad, side + 2 * pad + lines * line), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, (image, caption) in enumerate(tiles):
+        x = pad + i * (side + pad)
+        sheet.paste(_pil(image, side), (x, pad))
+        for j, text in enumerate(caption.split("\n")[:lines]):
+            width = draw.textlength(text, font=font)
+            draw.text((x + (side - width) / 2, pad + side + 2 + j * line), text, fill="black", font=font)
+    return sheet
+
+
+def _side(image: torch.Tensor, count: int) -> int:
+    side = int(min(max(image.shape[-1], 128), 256))
+    return max(96, 3072 // count) if side * count > 3072 else side
+
+
+def _db(v) -> str:
+    return f"{v:.2f} dB" if v is not None else ""
+
+
+def progress_strip(result: RestoreResult):
+    """One row: observation, the anytime outputs of the lead candidate (at most STRIP_MAX_STEPS,
+    evenly chosen), final, reference; captions with NFE and PSNR under each."""
+    steps = [s for s in result.steps if s.image is not None]
     if len(steps) > STRIP_MAX_STEPS:
         idx = sorted(set(np.linspace(0, len(steps) - 1, STRIP_MAX_STEPS).round().astype(int).tolist()))
         steps = [steps[i] for i in idx]
-
-    def db(v):
-        return f"{v:.2f} dB" if v is not None else ""
-
     tiles = [(result.observation, "observation")]
-    tiles += [(s.image, f"nfe {s.nfe}\n{db(s.psnr)}") for s in steps]
-    final_psnr = result.metrics["final"]["psnr"]
-    tiles.append((result.final, f"final, nfe {result.metrics['nfe_total']}\n{db(final_psnr)}"))
+    tiles += [(s.image, f"nfe {s.nfe}\n{_db(s.psnr)}") for s in steps]
+    final = "final" if len(result.finals) == 1 else f"final (candidate {result.chosen})"
+    tiles.append((result.final, f"{final}, nfe {result.metrics['nfe_total']}\n{_db(result.metrics['final']['psnr'])}"))
     if result.reference is not None:
         tiles.append((result.reference, "reference"))
+    return _sheet(tiles, _side(result.final, len(tiles)))
 
-    side = int(min(max(result.final.shape[-1], 128), 256))
-    if side * len(tiles) > 3072:
-        side = max(96, 3072 // len(tiles))
-    font = _font(max(10, min(14, side // 11)))
-    pad, line = 4, max(10, min(14, side // 11)) + 4
-    strip = Image.new("RGB", (len(tiles) * (side + pad) + pad, side + 2 * pad + 2 * line), "white")
-    draw = ImageDraw.Draw(strip)
-    for i, (image, caption) in enumerate(tiles):
-        x = pad + i * (side + pad)
-        strip.paste(_pil(image, side), (x, pad))
-        for j, text in enumerate(caption.split("\n")):
-            if not text:
-                continue
-            width = draw.textlength(text, font=font)
-            draw.text((x + (side - width) / 2, pad + side + 2 + j * line), text, fill="black", font=font)
-    return strip
+
+def contact_sheet(step: Step):
+    """Every candidate of a step, labelled with its number and, when scored, PSNR and LPIPS."""
+    def caption(c):
+        scores = ", ".join(p for p in (_db(c.psnr), "" if c.lpips is None else f"LPIPS {c.lpips:.3f}") if p)
+        return f"candidate {c.number}\n{scores}"
+
+    tiles = [(c.image, caption(c)) for c in step.candidates]
+    return _sheet(tiles, _side(tiles[0][0], len(tiles)))
 
 
 def metrics_figure(result: RestoreResult, path: Path) -> None:
+    """PSNR and LPIPS against network calls: the anytime outputs as points, one candidate's
+    per-call predictions as a line (one candidate), or every candidate's outputs (several)."""
     from restore.plots import plot_anytime
 
     def curve(rows, style):
@@ -180,13 +250,20 @@ def metrics_figure(result: RestoreResult, path: Path) -> None:
                 "lpips": [_nan(r["lpips"]) for r in rows], "style": style}
 
     s = result.settings
-    if s.solver == "nested":
-        curves = {"per-call x0 predictions": curve(result.per_call, "line"),
-                  "outer results (anytime outputs)": curve(result.metrics["steps"], "points")}
-        title = f"{s.task}, Nested DDRM {s.outer} x {s.inner}, {s.model}"
+    nested = s.solver == "nested"
+    title = f"{s.task}, Nested DDRM {s.outer} x {s.inner}, {s.model}" if nested else f"{s.task}, DDRM {s.steps} steps, {s.model}"
+    if s.candidates == 1:
+        calls = [c for c in result.per_call if c["candidate"] == 1]
+        curves = {"per-call x0 predictions" if nested else "DDRM x0 predictions": curve(calls, "line")}
+        if nested:
+            curves["outer results (anytime outputs)"] = curve(result.metrics["steps"], "points")
     else:
-        curves = {"DDRM x0 predictions": curve(result.per_call, "line")}
-        title = f"{s.task}, DDRM {s.steps} steps, {s.model}"
+        curves = {}
+        for number in range(1, s.candidates + 1):
+            rows = [{"nfe": st["nfe"], **c} for st in result.metrics["steps"] for c in st["candidates"]
+                    if c["candidate"] == number]
+            curves[f"candidate {number}"] = curve(rows, "points" if nested else "line")
+        title += f", {s.candidates} candidates"
     for name, scores in result.metrics["baselines"].items():
         label = "pseudo-inverse" if name == "pinv" else name
         curves[f"{label} (0 calls)"] = curve([{"nfe": 0, **scores}], "points")

@@ -28,7 +28,8 @@ class Settings:
     """Everything that determines a restoration (and so belongs in its metrics and summaries).
 
     sigma_y is on the [0, 1] pixel scale. model None means "CelebA-HQ if its weights are cached
-    locally, else the bundled prior". steps is DDRM's; outer x inner is Nested DDRM's."""
+    locally, else the bundled prior". steps is DDRM's; outer x inner is Nested DDRM's.
+    candidates: restorations of the same measurement, each with its own noise (steerable)."""
 
     task: str = "sr4"
     sigma_y: float = 0.0
@@ -42,6 +43,7 @@ class Settings:
     eta_b: float = 1.0
     seed: int = 0
     size: int | None = None
+    candidates: int = 1
 
     def validate(self) -> "Settings":
         if self.task not in TASKS:
@@ -52,6 +54,8 @@ class Settings:
             raise UsageError(f"mask file {self.mask} not found")
         if self.sigma_y < 0:
             raise UsageError(f"--sigma-y must be >= 0 (a std on the [0, 1] pixel scale), got {self.sigma_y}")
+        if self.candidates < 1:
+            raise UsageError(f"--candidates must be at least 1 (restorations of the same measurement), got {self.candidates}")
         for name in ("outer", "inner", "steps"):
             if getattr(self, name) < 1:
                 raise UsageError(f"--{name} must be a positive number of steps, got {getattr(self, name)}")
@@ -95,6 +99,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eta-b", type=float, help="DDRM eta_b (default 1.0)")
     parser.add_argument("--seed", type=int, help="random seed (default 0)")
     parser.add_argument("--size", type=int, help="restoration resolution (default: the model's)")
+    parser.add_argument("--candidates", type=int, metavar="K",
+                        help="K restorations of the same measurement, each with its own noise (default 1)")
     parser.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, ...")
     parser.add_argument("--config", help="YAML file of settings (see configs/); flags override it")
 
@@ -176,13 +182,13 @@ def build_operator(settings: Settings, size: int, channels: int = 3):
                          "give an image file (black = missing, white = kept)") from None
 
 
-def build_solver(settings: Settings, prior, operator, yield_inner: bool = False):
+def build_solver(settings: Settings, prior, operator):
     from solvers import DDRM, NestedDDRM
 
     if settings.solver == "ddrm":
         return DDRM(prior, operator, steps=settings.steps, eta=settings.eta, eta_b=settings.eta_b)
     return NestedDDRM(prior, operator, outer_steps=settings.outer, inner_steps=settings.inner,
-                      eta=settings.eta, eta_b=settings.eta_b, yield_inner=yield_inner)
+                      eta=settings.eta, eta_b=settings.eta_b)
 
 
 def run_cli(main, argv: list[str] | None = None) -> int:

@@ -92,8 +92,8 @@ def test_simulation_files(sim_run):
     code, out, stdout, stderr = sim_run
     assert code == 0, stderr
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["final.png", "metrics.json", "metrics.png", "observation.png", "progress.png",
-                     "step_1_nfe2.png", "step_2_nfe4.png"]
+    assert names == ["final.png", "latest.png", "metrics.json", "metrics.png", "observation.png", "progress.png",
+                     "step_1_nfe2.png", "step_2_nfe4.png"]  # state.pt is gone once the run is complete
     assert Image.open(out / "final.png").size == (32, 32)
     assert Image.open(out / "observation.png").size == (8, 8)  # the 4x low-resolution measurement
     strip = Image.open(out / "progress.png")
@@ -111,9 +111,11 @@ def test_simulation_metrics_json(sim_run):
         assert key in m
     assert (m["task"], m["solver"], m["sigma_y"], m["seed"], m["image_size"]) == ("sr4", "nested", 0.0, 0, 32)
     assert m["nfe_total"] == 4 and m["stopped_early"] is False and m["wall_seconds"] > 0
+    assert m["status"] == "complete" and m["candidates"] == 1 and m["chosen"] == 1 and m["choices"] == []
     assert [s["nfe"] for s in m["steps"]] == [2, 4]
     assert [c["nfe"] for c in m["per_call"]] == [1, 2, 3, 4]
     assert [c["kind"] for c in m["per_call"]] == ["inner", "outer", "inner", "outer"]
+    assert {c["candidate"] for c in m["per_call"]} == {1}
     seconds = [s["seconds"] for s in m["steps"]]
     assert seconds == sorted(seconds) and seconds[0] > 0
     for scores in [*m["steps"], m["final"], *m["baselines"].values()]:
@@ -220,6 +222,7 @@ def test_time_budget(tiny_model_dir, tmp_path, capsys):
     assert "time budget of 1e-09 s ran out after 2 of 6 network calls" in err
     m = json.loads((tmp_path / "o" / "metrics.json").read_text())
     assert m["stopped_early"] is True and m["nfe_total"] == 2 and len(m["steps"]) == 1
+    assert m["status"] == "time budget" and m["nfe_planned"] == 6
     files = sorted(p.name for p in (tmp_path / "o").iterdir() if p.name.startswith("step_"))
     assert files == ["step_1_nfe2.png"]
     assert np.array_equal(np.asarray(Image.open(tmp_path / "o" / "final.png")),

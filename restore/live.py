@@ -1,0 +1,149 @@
+"""The output folder of a restoration that fills as the run goes, and resuming from it.
+
+After each anytime step: step_<k>_nfe<n>.png, latest.png, candidates_step<k>.png (several
+candidates), metrics.json with "status": "running", and state.pt (what a resume needs). At the
+end: final.png, final_<i>.png (several candidates), progress.png, metrics.png (with a reference)
+and metrics.json with the status "complete", "interrupted" or "time budget"; state.pt is removed
+once the run is complete. Every file is written atomically, so a file that exists is whole.
+
+A run stopped before its first result leaves nothing (an earlier folder replaced with
+--overwrite comes back); one aborted later keeps its files and its state.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from restore.imageio import load_image
+from restore.report import FolderClaim, atomic, write_final, write_metrics, write_observation, write_step
+from restore.result import RestoreResult
+from restore.session import Restoration
+from restore.settings import UsageError
+
+STATE_FILE = "state.pt"
+
+
+class LiveFolder:
+    """`out` taken for a new run (see report.FolderClaim), or an existing run's folder to resume."""
+
+    def __init__(self, out: str | Path, overwrite: bool = False, resume: bool = False):
+        self.claim = None if resume else FolderClaim(out, overwrite)
+        self.out = Path(out)
+        self.kept = resume  # whether the folder holds a result worth keeping
+
+    def begin(self, session: Restoration) -> None:
+        """Before the first step: the observation (nothing to do when resuming)."""
+        if not self.kept:
+            write_observation(session.job.observation, self.out)
+
+    def write_step(self, session: Restoration) -> None:
+        """After a step, or after a choice changed what the last step shows."""
+        result = session.result()
+        step = result.steps[-1]
+        write_step(result, step, self.out)
+        atomic(self.out / "latest.png", lambda tmp: shutil.copyfile(self.out / result.step_file(step), tmp))
+        self._save_state(session)
+        write_metrics({**result.metrics, "status": "running"}, self.out)  # until finish() writes the end
+        if not self.kept and self.claim is not None:
+            self.claim.commit()  # a result exists: an earlier folder replaced by --overwrite goes now
+        self.kept = True
+
+    def finish(self, session: Restoration) -> RestoreResult:
+        """The end of the run: the final files; returns the result."""
+        result = session.result()
+        for step in result.steps:  # earlier steps of a resumed run: their images are the step files
+            if step.image is None and (self.out / result.step_file(step)).is_file():
+                step.candidate(step.lead).image = load_image(self.out / result.step_file(step))
+        if session.status != "complete":
+            self._save_state(session)  # stopped: resumable
+        write_final(result, self.out)
+        if session.status == "complete":
+            (self.out / STATE_FILE).unlink(missing_ok=True)
+        return result
+
+    def cancel(self) -> None:
+        """Stopped before any result: remove what this run wrote."""
+        if self.claim is not None and not self.kept:
+            self.claim.rollback()
+
+    def abort(self, session: Restoration | None) -> None:
+        """Aborted at once (a second Ctrl-C, an error): without a result, remove what was
+        written; with one, keep the folder and mark it interrupted (latest.png is the result)."""
+        if not self.kept or session is None or not session.steps:
+            self.cancel()
+            return
+        metrics = session.result().metrics
+        metrics.update(status="interrupted", stopped_early=True)
+        write_metrics(metrics, self.out)
+
+    def _save_state(self, session: Restoration) -> None:
+        atomic(self.out / STATE_FILE, lambda tmp: torch.save(session.state_dict(), tmp))
+
+
+def load_state(folder: str | Path) -> dict[str, Any]:
+    """The saved state of an interrupted run in `folder` (UsageError in one line when none)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UsageError(f"--resume {folder}: no such folder")
+    path = folder / STATE_FILE
+    if not path.is_file():
+        status = _status(folder)
+        if status == "complete":
+            raise UsageError(f"--resume {folder}: that run is complete; there is nothing to resume")
+        raise UsageError(f"--resume {folder}: no saved state ({STATE_FILE}) there; only a run of restore.py "
+                         "stopped after its first result can be resumed")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        state["identity"], state["run"]  # noqa: B018 - the keys a resume needs
+    except Exception as error:  # noqa: BLE001 - torch / pickle errors of a damaged file
+        raise UsageError(f"--resume {folder}: {STATE_FILE} is unreadable ({' '.join(str(error).split())[:120]})") from None
+    return state
+
+
+def _status(folder: Path) -> str | None:
+    import json
+
+    try:
+        return json.loads((folder / "metrics.json").read_text())["status"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def resume_inputs(state: dict[str, Any], folder: Path, given: dict[str, Any], image, reference,
+                  observed: bool | None):
+    """(settings, image, reference, observed) of the saved run, after checking that what the
+    caller gave (settings fields, image, reference, mode) agrees with it; UsageError otherwise."""
+    from restore.job import fingerprint
+    from restore.settings import Settings
+
+    identity = state["identity"]
+    saved = identity["settings"]
+
+    def refuse(what: str) -> UsageError:
+        return UsageError(f"--resume {folder}: {what}; resume with the same input, task and model as the "
+                          "interrupted run, or leave them out")
+
+    for key, value in given.items():
+        if key == "mask":
+            if fingerprint(value) != identity.get("mask_sha256"):
+                raise refuse(f"--mask {value} is not the mask of the saved run")
+        elif value != saved.get(key):
+            raise refuse(f"the saved run has {key} {saved.get(key)!r}, not {value!r}")
+    mode = identity["mode"]
+    if observed is not None and observed != (mode == "observed"):
+        raise refuse(f"the saved run is in {mode} mode")
+    for what, value, key, path in (("input", image, "input_sha256", state["input"]),
+                                   ("reference", reference, "reference_sha256", state["reference"])):
+        if value is not None:
+            if fingerprint(value) != identity[key]:
+                raise refuse(f"{'--' + what if not torch.is_tensor(value) else what} is not the {what} of the saved run")
+        elif identity[key] is not None and (path == "tensor" or not Path(path).is_file()):
+            raise UsageError(f"--resume {folder}: the saved run's {what} {path} is not there; pass it with --{what}")
+    image = image if image is not None else state["input"]
+    if reference is None and identity["reference_sha256"] is not None:
+        reference = state["reference"]
+    return Settings(**saved), image, reference, mode == "observed"
