@@ -9,7 +9,8 @@ Usage:
 Writes OUT/per_image.csv, OUT/summary.json, OUT/anytime.png (and OUT/images/ with
 --save-images). Killing it and starting it again with the same arguments resumes. Nested DDRM
 runs outer x inner network calls and DDRM the same number unless --steps is given. See
-restore/evaluation.py for the details (seeds, rows, timing, resuming, multi-node).
+restore/evaluation.py for the details (seeds, rows, timing, resuming, multi-node) and
+restore/eval_solve.py for --candidates K and --choose oracle-lpips.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import sys
 
 import _paths  # noqa: F401  (must come first: see scripts/_paths.py)
-from restore.evaluation import main
+from restore.eval_cli import main
 from restore.settings import run_cli
 
 if __name__ == "__main__":

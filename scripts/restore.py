@@ -135,6 +135,14 @@ def ask(signals: Signals, out: Path):
     return choose
 
 
+def scripted(choices: list[int]):
+    """--choose 2,1: one candidate per step (0: keep all)."""
+    def choose(step, run):
+        return choices[step.index - 1] if step.index <= len(choices) else None
+
+    return choose
+
+
 def main(argv: list[str] | None = None) -> int:
     from restore.api import Cancelled, restore_image
     from restore.result import Step
@@ -162,10 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     choices = parse_choices(args.choose, settings.candidates, anytime, sys.stdin.isatty())
 
     signals = Signals(args.quiet)
-    chooser = ask(signals, out) if choices == "ask" else None
-    if isinstance(choices, list):
-        def chooser(step: Step, run):
-            return choices[step.index - 1] if step.index <= len(choices) else None
+    chooser = ask(signals, out) if choices == "ask" else scripted(choices) if isinstance(choices, list) else None
 
     def kept(step: Step) -> None:
         signals.kept = True

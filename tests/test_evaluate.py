@@ -16,7 +16,8 @@ import pytest
 import torch
 
 from restore import evaluation
-from restore.evaluation import find_images, image_seeds, main
+from restore.eval_cli import main
+from restore.evaluation import find_images, image_seeds
 from restore.settings import run_cli
 
 REPO = Path(__file__).resolve().parents[1]
@@ -255,3 +256,42 @@ def test_resume_after_sigkill(reference, image_dir, tiny_model_dir, tmp_path):
     rows = read_csv(tmp_path / "per_image.csv")
     assert_complete(rows)
     assert_same_numbers(rows, read_csv(reference / "per_image.csv"))
+
+
+def test_candidates_and_oracle_choice(reference, image_dir, tiny_model_dir, tmp_path):
+    """--candidates 2 --choose oracle-lpips: candidate 1 is the plain run; the best of two is at
+    least as good as the mean and as candidate 1 in LPIPS; the oracle's first step is the best of
+    the two independent candidates (the runs part only after the first choice)."""
+    out = tmp_path / "cand"
+    argv = args(image_dir, tiny_model_dir, out, "--solvers", "nested", "--candidates", 2, "--choose", "oracle-lpips",
+                "--batch-size", 2, "--save-images")
+    assert run_cli(main, argv) == 0
+    rows = read_csv(out / "per_image.csv")
+    groups = {"nested": [2, 4], "nested/mean2": [2, 4], "nested/best2": [2, 4], "nested/oracle2": [2, 4],
+              "pinv": [0], "bicubic": [0]}
+    keys = [(r["image"], r["solver"], int(r["nfe"])) for r in rows]
+    assert sorted(keys) == sorted((i, s, n) for i in IMAGES for s, nfes in groups.items() for n in nfes)
+    plain = [r for r in read_csv(reference / "per_image.csv") if r["solver"] in ("nested", "pinv", "bicubic")]
+    assert_same_numbers([r for r in rows if r["solver"] in ("nested", "pinv", "bicubic")], plain)
+    m = metrics(rows)
+    for image in IMAGES:
+        for nfe in (2, 4):
+            best, mean, first = (m[(image, g, nfe)] for g in ("nested/best2", "nested/mean2", "nested"))
+            assert best[2] <= mean[2] + 1e-9 and best[2] <= first[2] + 1e-9
+        assert np.allclose(m[(image, "nested/oracle2", 2)], m[(image, "nested/best2", 2)], atol=METRIC_TOL)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["settings"]["candidates"] == 2 and summary["settings"]["choose"] == "oracle-lpips"
+    assert list(summary["solvers"]) == list(groups)
+    assert {p.name for p in (out / "images").iterdir()} == {"nested", "nested-oracle2"}
+    # resuming a finished run computes nothing; a changed number of candidates is refused
+    before = (out / "per_image.csv").read_text()
+    assert run_cli(main, argv) == 0 and (out / "per_image.csv").read_text() == before
+    assert run_cli(main, [*argv[:-5], "--candidates", "3", "--choose", "oracle-lpips", "--save-images"]) == 2
+
+
+def test_choose_needs_candidates(image_dir, tiny_model_dir, tmp_path, capsys):
+    assert run_cli(main, args(image_dir, tiny_model_dir, tmp_path / "o", "--choose", "oracle-lpips")) == 2
+    assert "--candidates 2 or more" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(args(image_dir, tiny_model_dir, tmp_path / "o", "--choose", "person"))
+    assert exit_.value.code == 2 and "invalid choice" in capsys.readouterr().err

@@ -1,0 +1,53 @@
+"""The command line of the batch evaluation (scripts/evaluate.py). The work: restore.evaluation."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from restore.evaluation import CHOICES, EvalConfig, run_evaluation
+from restore.settings import ArgumentParser, UsageError, add_arguments, load_config, settings_from_args
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = ArgumentParser(
+        prog="evaluate.py",
+        description="Evaluate solvers at equal network calls over a folder of images "
+                    "(per-image CSV, summary JSON, anytime plot); resumable; runs under torchrun.")
+    parser.add_argument("--data", required=True, help="folder of clean images (searched recursively)")
+    parser.add_argument("--out", required=True, help="output folder (resumed when it holds the same run)")
+    parser.add_argument("--solvers", default="nested,ddrm",
+                        help="comma-separated solvers to compare (default nested,ddrm; DDRM gets outer x inner "
+                             "steps unless --steps is given)")
+    parser.add_argument("--choose", default="none", choices=CHOICES,
+                        help="with --candidates K: 'oracle-lpips' also runs K candidates steered by an oracle that "
+                             "keeps the best LPIPS after each step (an upper bound for a person's choice)")
+    parser.add_argument("--batch-size", type=int, default=4, help="images restored together (default 4)")
+    parser.add_argument("--save-images", action="store_true", help="also write the final restorations to OUT/images/")
+    parser.add_argument("--overwrite", action="store_true", help="discard an existing evaluation in OUT with other arguments")
+    parser.add_argument("--limit", type=int, help="evaluate only the first N images (sorted)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar or table")
+    add_arguments(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.solver is not None:
+        raise UsageError("evaluate.py compares solvers: use --solvers (e.g. --solvers nested,ddrm), not --solver")
+    settings = settings_from_args(args)
+    explicit_steps = args.steps is not None or (bool(args.config) and "steps" in load_config(args.config))
+    cfg = EvalConfig(data=Path(args.data), out=Path(args.out),
+                     solvers=tuple(s.strip() for s in args.solvers.split(",") if s.strip()), choose=args.choose,
+                     batch_size=args.batch_size, save_images=args.save_images, overwrite=args.overwrite,
+                     quiet=args.quiet, limit=args.limit, device=args.device)
+    from restore.prior import PriorNotFound
+
+    try:
+        run_evaluation(settings, cfg, explicit_steps=explicit_steps)
+    except (UsageError, PriorNotFound):
+        if int(os.environ.get("RANK", "0")) != 0:
+            raise SystemExit(2) from None  # every rank fails alike; rank 0 says why
+        raise
+    return 0
