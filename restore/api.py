@@ -41,6 +41,7 @@ import torch
 
 from restore.job import ImageLike, make_settings, prepare_job
 from restore.result import RestoreResult, Step
+from restore.live import run_steps
 from restore.session import Cancelled, Restoration
 from restore.settings import Settings, UsageError
 
@@ -139,46 +140,28 @@ def restore_image(
         bar.update(session.nfe)
     shown = len(session.notes)
     folder = None
-    try:
-        if out is not None or resume is not None:
-            from restore.live import LiveFolder
+    if out is not None or resume is not None:
+        from restore.live import LiveFolder
 
-            folder = LiveFolder(resume if resume is not None else out, overwrite, resume=resume is not None)
-            folder.begin(session)
-        _drive(session, folder, bar, callback, choose)
-    except Cancelled:
-        if folder is not None:
-            folder.cancel()
-        raise
-    except BaseException:
-        if folder is not None:
-            folder.abort(session)
-        raise
+        folder = LiveFolder(resume if resume is not None else out, overwrite, resume=resume is not None)
+    steps = run_steps(session, folder)
+    try:
+        for step in steps:
+            if bar is not None and step.psnr is not None:
+                bar.set_postfix_str(f"PSNR {step.psnr:.2f} dB", refresh=False)
+            if callback is not None and callback(step) and not session.done:
+                session.stop()
+            elif choose is not None and len(session.alive) > 1:
+                pick = choose(step, session)
+                if pick:
+                    session.choose(pick)
     finally:
+        steps.close()
         if bar is not None:
             bar.close()
     result = folder.finish(session) if folder is not None else session.result()
     _say(session.notes[shown:], quiet)
     return result
-
-
-def _drive(session: Restoration, folder, bar, callback, choose) -> None:
-    """The front end's loop: step, write, report, steer."""
-    while (step := session.step()) is not None:
-        if folder is not None:
-            folder.write_step(session)
-        if bar is not None and step.psnr is not None:
-            bar.set_postfix_str(f"PSNR {step.psnr:.2f} dB", refresh=False)
-        if callback is not None and callback(step) and not session.done:
-            session.stop()
-            continue
-        if choose is not None and len(session.alive) > 1:
-            events = len(session.run.events)
-            pick = choose(step, session)
-            if pick:
-                session.choose(pick)
-            if folder is not None and len(session.run.events) != events:
-                folder.write_step(session)  # the step now shows the chosen candidate
 
 
 def _config(config) -> dict[str, Any]:

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
 from restore.imageio import load_image
 from restore.report import FolderClaim, atomic, write_final, write_metrics, write_observation, write_step
-from restore.result import RestoreResult
-from restore.session import Restoration
+from restore.result import RestoreResult, Step
+from restore.session import Cancelled, Restoration
 from restore.settings import UsageError
 
 STATE_FILE = "state.pt"
@@ -82,6 +82,31 @@ class LiveFolder:
 
     def _save_state(self, session: Restoration) -> None:
         atomic(self.out / STATE_FILE, lambda tmp: torch.save(session.state_dict(), tmp))
+
+
+def run_steps(session: Restoration, folder: LiveFolder | None = None) -> Iterator[Step]:
+    """The front ends' loop (restore_image, the page): step the session, keep the folder up to
+    date, and yield each step; the consumer may choose, drop or stop before taking the next one.
+    A cancelled run removes what it wrote; an aborted one (an exception, or the consumer dropping
+    the loop) keeps its folder marked interrupted. Call `folder.finish(session)` afterwards."""
+    try:
+        if folder is not None:
+            folder.begin(session)
+        while (step := session.step()) is not None:
+            if folder is not None:
+                folder.write_step(session)
+            events = len(session.run.events)
+            yield step
+            if folder is not None and len(session.run.events) != events:
+                folder.write_step(session)  # the step now shows the chosen candidate
+    except Cancelled:
+        if folder is not None:
+            folder.cancel()
+        raise
+    except BaseException:  # an error, Ctrl-C, or GeneratorExit when the consumer gave up
+        if folder is not None:
+            folder.abort(session)
+        raise
 
 
 def load_state(folder: str | Path) -> dict[str, Any]:

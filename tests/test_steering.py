@@ -134,32 +134,24 @@ def test_api_choose_callback_and_stop_event(tiny_model_dir):
 
 
 # --------------------------------------------------------------------------- stopping and resuming
-def test_stop_then_resume_equals_uninterrupted(tiny_model_dir, tmp_path, capsys):
+def test_stop_then_resume_equals_uninterrupted(tiny_model_dir, tmp_path, capsys, monkeypatch):
     src = _rgb(tmp_path / "in.png", 32, 32)
     args = ["--outer", "4", "--inner", "2", "--candidates", "2", "--choose", "2", "--sigma-y", "0.05"]
     whole, cut = tmp_path / "whole", tmp_path / "cut"
     assert cli(base(src, whole, tiny_model_dir, *args), capsys)[0] == 0
 
-    def stop_after_two(step):
-        if step.index == 2:
+    from restore.live import LiveFolder
+
+    write_step = LiveFolder.write_step
+
+    def write_then_ctrl_c(self, session):
+        write_step(self, session)
+        if len(session.steps) == 2:
             os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C does: the run stops, keeping step 2
 
-    from restore import api
-
-    original = api._drive
-
-    def drive(session, folder, bar, callback, choose):
-        def both(step):
-            callback(step)
-            stop_after_two(step)
-
-        return original(session, folder, bar, both, choose)
-
-    api._drive = drive
-    try:
-        code, stdout, err = cli(base(src, cut, tiny_model_dir, *args), capsys)
-    finally:
-        api._drive = original
+    monkeypatch.setattr(LiveFolder, "write_step", write_then_ctrl_c)
+    code, stdout, err = cli(base(src, cut, tiny_model_dir, *args), capsys)
+    monkeypatch.undo()
     assert code == 0, err
     m = metrics(cut)
     assert m["status"] == "interrupted" and m["nfe_total"] == 4 and m["nfe_planned"] == 8
