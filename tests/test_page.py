@@ -1,0 +1,173 @@
+"""The web page (scripts/app.py, restore/page.py) in a real browser: headless Chromium (Debian's
+package, which .ci/run installs) driven by Playwright. The page is served in this process with a
+tiny random model slowed to 0.6 s per network call, so that a person's clicks land mid-run."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "data" / "examples" / "face.png"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+TIMEOUT = 90_000  # ms: generous, for a loaded machine
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+
+
+class SlowPrior:
+    """A prior whose every network call takes at least `delay` seconds."""
+
+    def __init__(self, prior, delay: float):
+        self.prior, self.delay = prior, delay
+        self.alphas_cumprod, self.image_size, self.name = prior.alphas_cumprod, prior.image_size, "slow-tiny"
+
+    def __call__(self, x_t, t):
+        time.sleep(self.delay)
+        return self.prior(x_t, t)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model_dir, tmp_path_factory):
+    from restore.page import serve
+    from restore.prior import load_prior
+
+    root = tmp_path_factory.mktemp("page")
+    demo, page, url = serve("127.0.0.1", _free_port(), root=root, block=False, quiet=True,
+                            models={"slow-tiny": SlowPrior(load_prior(str(tiny_model_dir)), 0.6)})
+    yield url, root
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=TIMEOUT)
+    if not os.path.exists(CHROMIUM):
+        pytest.fail("Chromium not found: apt-get install -y chromium (.ci/run installs it)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    url, _ = server
+    context = browser.new_context(accept_downloads=True, viewport={"width": 1400, "height": 1100})
+    pg = context.new_page()
+    pg.set_default_timeout(TIMEOUT)
+    hosts = []
+    pg.on("request", lambda r: hosts.append(urlparse(r.url).hostname or r.url.split(":")[0]))
+    pg.goto(url)
+    yield pg
+    context.close()
+    outside = {h for h in hosts if h not in ("127.0.0.1", "localhost", "data", "blob")}
+    assert not outside, f"the page asked for something beyond this machine: {outside}"
+
+
+def setup_run(pg, candidates: int = 1):
+    from playwright.sync_api import expect
+
+    pg.locator("#upload input[type=file]").set_input_files(str(EXAMPLE))
+    expect(pg.locator("#status")).to_contain_text("Loaded face.png")
+    pg.locator("#model input").fill("slow-tiny")
+    pg.locator("#model input").press("Enter")
+    pg.locator("#outer input").fill("3")
+    pg.locator("#inner input").fill("2")
+    if candidates > 1:
+        pg.locator("#candidates input[type=number]").fill(str(candidates))
+        pg.locator("#candidates input[type=number]").press("Enter")
+    pg.locator("#start").click()
+
+
+def download(pg, name: str) -> Path:
+    with pg.expect_download() as info:
+        pg.locator("#files a[data-testid=download-link]", has_text="").filter(
+            has=pg.locator(f"xpath=self::*[@download='{name}']")).first.click()
+    return Path(info.value.path())
+
+
+def test_watch_stop_and_download(page):
+    """sr4, 3 outer x 2 inner: the first preview arrives before the run ends; Stop keeps it."""
+    from playwright.sync_api import expect
+
+    setup_run(page)
+    expect(page.locator("#latest img")).to_be_visible()
+    status = page.locator("#status").inner_text()
+    assert "Step 1 of 3" in status and "Complete" not in status, status
+    page.locator("#stop").click()
+    expect(page.locator("#status")).to_contain_text("Stopped")
+    expect(page.locator("#latest img")).to_be_visible()
+    metrics = json.loads(download(page, "metrics.json").read_text())
+    assert metrics["status"] == "interrupted" and metrics["nfe_planned"] == 6 and metrics["nfe_total"] < 6
+    assert metrics["task"] == "sr4" and metrics["steps"] and metrics["final"]["psnr"] is not None
+    final = np.asarray(Image.open(download(page, "final.png")))
+    assert final.shape == (32, 32, 3)
+
+
+def test_choose_a_candidate(page):
+    """K = 2: clicking candidate 2 after the first step continues every candidate from it."""
+    from playwright.sync_api import expect
+
+    setup_run(page, candidates=2)
+    expect(page.locator("#status")).to_contain_text("Click a candidate")
+    thumbs = page.locator("#gallery button.thumbnail-item")
+    expect(thumbs).to_have_count(2)
+    thumbs.nth(1).click()
+    expect(page.locator("#status")).to_contain_text("Step 2 of 3")
+    expect(page.locator("#status")).to_contain_text("Click a candidate")
+    page.locator("#keep").click()
+    expect(page.locator("#status")).to_contain_text("Complete")
+    metrics = json.loads(download(page, "metrics.json").read_text())
+    assert metrics["status"] == "complete" and metrics["candidates"] == 2
+    assert metrics["choices"] == [{"after_step": 1, "choose": 2}]
+    assert [s["lead"] for s in metrics["steps"]] == [2, 2, 2]
+    # after the last step a click picks the final image
+    page.locator("#gallery button.thumbnail-item").nth(0).click()
+    expect(page.locator("#status")).to_contain_text("showing candidate 1")
+    metrics = json.loads(download(page, "metrics.json").read_text())
+    assert metrics["chosen"] == 1 and metrics["choices"][-1] == {"after_step": 3, "choose": 1}
+
+
+def test_bad_uploads_get_a_message(page, tmp_path):
+    from playwright.sync_api import expect
+
+    text = tmp_path / "notes.png"
+    text.write_text("not an image at all")
+    page.locator("#upload input[type=file]").set_input_files(str(text))
+    expect(page.locator("#status")).to_contain_text("notes.png is not an image")
+    page.locator("#start").click()
+    expect(page.locator("#status")).to_contain_text("Cannot start: upload an image")
+    page.reload()
+    big = tmp_path / "big.png"
+    big.write_bytes(os.urandom(21 * 1024 * 1024))
+    page.locator("#upload input[type=file]").set_input_files(str(big))
+    expect(page.get_by_text("exceed the maximum allowed size").first).to_be_visible()
+
+
+def test_everything_written_lives_in_the_temporary_folder(server):
+    _, root = server
+    runs = sorted((root / "runs").iterdir())  # the two runs (a start that failed leaves nothing)
+    assert len(runs) == 2 and all((r / "input.png").is_file() and (r / "out" / "metrics.json").is_file() for r in runs)
+    assert (root / "uploads").is_dir()  # Gradio's uploads and served files
+    # nothing of the page's in the repository
+    assert not (REPO / ".gradio").exists() and not (REPO / "flagged").exists()
