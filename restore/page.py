@@ -335,9 +335,13 @@ def build(page: Page) -> gr.Blocks:
 
 def serve(host: str = "127.0.0.1", port: int = 7860, root: str | Path | None = None,
           models: dict[str, Any] | None = None, block: bool = True, quiet: bool = False):
-    """Start the page; returns (demo, page, url). The temporary folder is `root` (default a new one)."""
+    """Start the page; returns (demo, page, url). The temporary folder is `root` (default a new one).
+
+    Gradio keeps uploads and served files in root/uploads. It reads GRADIO_TEMP_DIR once when it
+    is imported, for a folder of its own: set it to root/uploads before importing this module
+    (scripts/app.py does), or that one folder lands in the system's temporary folder."""
     root = Path(root or tempfile.mkdtemp(prefix="anytime-restore-page-"))
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     os.environ["GRADIO_TEMP_DIR"] = str(root / "uploads")
     os.environ.setdefault("MPLCONFIGDIR", str(root / "matplotlib"))
     page = Page(root, models)

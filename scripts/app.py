@@ -14,7 +14,9 @@ Works offline; everything it writes lives in one temporary folder, removed when 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -36,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"warning: serving on {args.host}: anyone who can reach this machine on port {args.port} can use the "
               "page and its compute", file=sys.stderr)
     root = Path(tempfile.mkdtemp(prefix="anytime-restore-page-"))
+    # before Gradio is imported: it reads its temporary folder once, at import
+    os.environ["GRADIO_TEMP_DIR"] = str(root / "uploads")
+    signal.signal(signal.SIGTERM, _interrupt)  # stop as on Ctrl-C, so that the folder is removed
     try:
         from restore.page import serve
 
@@ -46,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(root, ignore_errors=True)
     return 0
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

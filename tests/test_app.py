@@ -58,3 +58,40 @@ def test_host_warning_and_bad_port(monkeypatch, capsys):
     assert not any(root.exists() for _, _, root in served)  # the temporary folder is gone afterwards
     assert run_cli(app.main, ["--port", "70000"]) == 2
     assert "--port must be between" in capsys.readouterr().err
+
+
+def test_serves_then_leaves_nothing_behind(tmp_path):
+    """The real entry point: it serves the page on 127.0.0.1, and SIGTERM removes its folder."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    temp, home = tmp_path / "tmp", tmp_path / "home"
+    temp.mkdir()
+    home.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp), "HOME": str(home)}
+    proc = subprocess.Popen([sys.executable, str(REPO / "scripts" / "app.py"), "--port", str(port)], env=env,
+                            cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, proc.stderr.read()
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as response:
+                    assert response.status == 200 and b"gradio" in response.read().lower()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the page did not come up"
+                time.sleep(0.2)
+        assert [p.name for p in temp.iterdir()][0].startswith("anytime-restore-page-")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    assert list(temp.iterdir()) == [] and list(home.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "tmp"]

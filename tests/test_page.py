@@ -46,10 +46,11 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(tiny_model_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("page")
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(root / "uploads"))  # as scripts/app.py does, before the import
     from restore.page import serve
     from restore.prior import load_prior
 
-    root = tmp_path_factory.mktemp("page")
     demo, page, url = serve("127.0.0.1", _free_port(), root=root, block=False, quiet=True,
                             models={"slow-tiny": SlowPrior(load_prior(str(tiny_model_dir)), 0.6)})
     yield url, root
