@@ -32,6 +32,7 @@ from restore.prior import BUNDLED, REPO_ROOT
 EXAMPLE = REPO_ROOT / "data" / "examples" / "face.png"
 MAX_UPLOAD = "20mb"
 DECISION_TIMEOUT = 600.0
+MAX_KEPT = 16  # finished runs kept in memory (one per browser session, the oldest dropped first)
 MODELS = [BUNDLED, "celebahq"]
 
 
@@ -83,13 +84,17 @@ class Page:
                                 candidates=int(candidates),
                                 mask=str(folder / "mask.png") if task == "inp_mask" else None).validate()
             job = prepare_job(image, settings, observed=mode == "observed", reference=reference, model=prior)
-            session = Restoration(job)
+            session = Restoration(job, score_calls=False)  # the page shows each step's scores
         except (UsageError, ImageReadError, PriorNotFound, OSError) as error:
             shutil.rmtree(folder, ignore_errors=True)
             yield self._message(f"**Cannot start:** {error}")
             return
         active = Active(session, LiveFolder(folder / "out"))
-        self.active[key] = active
+        with self.lock:  # keep the last run of each browser session (for a final pick), within reason
+            finished = [k for k, a in self.active.items() if k != key and a.session.status != "running"]
+            for k in finished[: max(0, len(self.active) - MAX_KEPT)]:
+                del self.active[k]
+            self.active[key] = active
         notes = "".join(f"\n\n_note: {n}_" for n in job.notes)
         yield self._update(status=f"Running: {session.nfe_total} network calls planned.{notes}", files=None,
                            gallery=self._gallery_update([], active), latest=None, plot=None)

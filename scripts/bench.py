@@ -2,12 +2,18 @@
 
     python scripts/bench.py overhead     # per task: network s/call, solver overhead s/call, ratio
     python scripts/bench.py throughput   # images per minute at batch 1 and 4, peak memory
+    python scripts/bench.py engine       # what a person's run costs beyond the network
 
 overhead: every task at 256x256, DDRM (20 steps) and NestedDDRM (4 x 5), run with the bundled
 prior wrapped in a timer; overhead = wall time outside the network calls, per call. The CelebA-HQ
 UNet (random weights: timing only) is timed on its own and the same overhead is set against it.
 throughput: a whole restoration (sr4, 20 network calls by default) per batch; each configuration
 runs in a fresh subprocess so that its peak memory (CUDA: max allocated; CPU: max RSS) is its own.
+engine: sr4 at 256x256 with the bundled prior, Nested 4 x 5, K = 1 and 4 candidates, three ways:
+the bare solvers.Run (the solver and the stepping: per network call, against the network and a
+CelebA-HQ call), the Restoration a person drives (adds the scoring of every call and step:
+LPIPS, SSIM, PSNR), and restore_image filling its output folder (adds the files of every step:
+PNGs, metrics.json, state.pt; and the figures at the end).
 """
 
 from __future__ import annotations
@@ -153,6 +159,54 @@ def throughput(args: argparse.Namespace) -> None:
                   f"{r['peak_bytes'] / 2**20:.0f} MiB ({r['memory']}, {r['device']}) |", flush=True)
 
 
+def engine(args: argparse.Namespace) -> None:
+    import tempfile
+    from pathlib import Path
+
+    from restore.api import restore_image
+    from restore.job import candidate_seed, prepare_job
+    from restore.page import EXAMPLE
+    from restore.session import Restoration
+    from restore.settings import Settings, build_solver
+    from solvers import Run
+
+    device = resolve_device(args.device)
+    big = network_seconds(get_prior("celebahq-arch", device), device, calls=args.celebahq_calls)
+    print(f"device {device}; CelebA-HQ UNet: {big:.3f} s per network call (batch 1)\n")
+    print("| K | what | network s/call | beyond the network, per call | per outer step | / network | "
+          "/ CelebA-HQ call |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for k in (int(v) for v in args.candidates.split(",")):
+        timed = TimedPrior(get_prior(args.model, device), device)
+        timed.image_size = 256
+        settings = Settings(task="sr4", candidates=k, model=args.model)
+        job = prepare_job(str(EXAMPLE), settings, model=timed, device=device)
+        rows = []
+        for what in ("solvers.Run", "+ scoring (Restoration)", "+ files (restore_image, out=)"):
+            timed.seconds, timed.calls = 0.0, 0
+            sync(device)
+            start = time.perf_counter()
+            if what == "solvers.Run":
+                gens = make_generators([candidate_seed(job.sampler_seed, i) for i in range(k)])
+                run = Run(build_solver(settings, timed, job.operator), job.y, 0.0, gens, k)
+                while not run.done:
+                    run.step()
+            elif what.startswith("+ scoring"):
+                session = Restoration(job)
+                while session.step() is not None:
+                    pass
+            else:
+                with tempfile.TemporaryDirectory() as tmp:
+                    restore_image(str(EXAMPLE), settings=settings, model=timed, out=Path(tmp) / "o", quiet=True)
+            sync(device)
+            wall = time.perf_counter() - start
+            over = (wall - timed.seconds) / timed.calls
+            net = timed.seconds / timed.calls
+            rows.append(f"| {k} | {what} | {net:.3f} | {over * 1e3:.1f} ms | {over * timed.calls / 4 * 1e3:.0f} ms | "
+                        f"{100 * over / net:.1f}% | {100 * over / big:.1f}% |")
+        print("\n".join(rows), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -167,13 +221,19 @@ def main() -> None:
     t.add_argument("--batches", default="1,4")
     t.add_argument("--nfe", type=int, default=20)
     t.add_argument("--device", default="auto")
+    e = sub.add_parser("engine")
+    e.add_argument("--model", default=BUNDLED)
+    e.add_argument("--candidates", default="1,4")
+    e.add_argument("--celebahq-calls", type=int, default=3)
+    e.add_argument("--device", default="auto")
     one = sub.add_parser("_throughput_one")
     one.add_argument("--model", required=True)
     one.add_argument("--batch", type=int, required=True)
     one.add_argument("--nfe", type=int, required=True)
     one.add_argument("--device", default="auto")
     args = parser.parse_args()
-    {"overhead": overhead, "throughput": throughput, "_throughput_one": throughput_one}[args.command](args)
+    {"overhead": overhead, "throughput": throughput, "engine": engine,
+     "_throughput_one": throughput_one}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -85,15 +85,15 @@ def page(browser, server):
     assert not outside, f"the page asked for something beyond this machine: {outside}"
 
 
-def setup_run(pg, candidates: int = 1):
+def setup_run(pg, candidates: int = 1, outer: int = 3, inner: int = 2):
     from playwright.sync_api import expect
 
     pg.locator("#upload input[type=file]").set_input_files(str(EXAMPLE))
     expect(pg.locator("#status")).to_contain_text("Loaded face.png")
     pg.locator("#model input").fill("slow-tiny")
     pg.locator("#model input").press("Enter")
-    pg.locator("#outer input").fill("3")
-    pg.locator("#inner input").fill("2")
+    pg.locator("#outer input").fill(str(outer))
+    pg.locator("#inner input").fill(str(inner))
     if candidates > 1:
         pg.locator("#candidates input[type=number]").fill(str(candidates))
         pg.locator("#candidates input[type=number]").press("Enter")
@@ -165,10 +165,29 @@ def test_bad_uploads_get_a_message(page, tmp_path):
     expect(page.get_by_text("exceed the maximum allowed size").first).to_be_visible()
 
 
+def test_a_second_person_waits_in_the_queue(browser, server, page):
+    """One restoration at a time: while the first waits for a choice, the second is queued and
+    told so; it runs once the first is done."""
+    from playwright.sync_api import expect
+
+    other = browser.new_context(viewport={"width": 1400, "height": 1100}).new_page()
+    try:
+        other.goto(server[0])
+        setup_run(page, candidates=2, outer=2, inner=1)
+        expect(page.locator("#status")).to_contain_text("Click a candidate")
+        setup_run(other, outer=1, inner=1)
+        expect(other.locator("#status")).to_contain_text("queue")
+        page.locator("#keep").click()
+        expect(page.locator("#status")).to_contain_text("Complete")
+        expect(other.locator("#status")).to_contain_text("Complete")
+    finally:
+        other.context.close()
+
+
 def test_everything_written_lives_in_the_temporary_folder(server):
     _, root = server
-    runs = sorted((root / "runs").iterdir())  # the two runs (a start that failed leaves nothing)
-    assert len(runs) == 2 and all((r / "input.png").is_file() and (r / "out" / "metrics.json").is_file() for r in runs)
+    runs = sorted((root / "runs").iterdir())  # the four runs (a start that failed leaves nothing)
+    assert len(runs) == 4 and all((r / "input.png").is_file() and (r / "out" / "metrics.json").is_file() for r in runs)
     assert (root / "uploads").is_dir()  # Gradio's uploads and served files
     # nothing of the page's in the repository
     assert not (REPO / ".gradio").exists() and not (REPO / "flagged").exists()
