@@ -58,6 +58,7 @@ from restore.eval_images import IMAGE_EXTENSIONS, find_images, image_seeds, load
 from restore.eval_rows import ROW_PREFIX, Row, compact, csv_text, load_all, row_files, summarize, write_atomic
 from restore.eval_solve import base_solver, baseline_rows, candidate_groups, solve_batch
 from restore.settings import Settings, UsageError, build_operator, build_solver, resolve_device, resolve_model
+from solvers import make_generators
 
 __all__ = ["SOLVERS", "CHOICES", "EvalConfig", "find_images", "image_seeds", "expected_nfes", "run_evaluation"]
 
@@ -273,8 +274,6 @@ def _run(settings: Settings, cfg: EvalConfig, images, data: Path, out: Path, dev
             batch = mine[start : start + cfg.batch_size]
             rels = [rel for rel, _ in batch]
             x = load_batch(data, rels, size, device)
-            from solvers import make_generators
-
             seeds = [image_seeds(settings.seed, rel) for rel in rels]
             y = operator.observe(x, settings.sigma_y, make_generators([s[0] for s in seeds]))
             for name in cfg.solvers:

@@ -14,9 +14,6 @@ from typing import Any
 
 import torch
 
-SCORES = ("psnr", "ssim", "lpips")
-
-
 def num(value: torch.Tensor | float | None) -> float | None:
     """A JSON-ready float: None for None, NaN and inf."""
     if value is None:

@@ -185,14 +185,12 @@ class Restoration:
         tick = time.perf_counter()
         if self.listener is not None:
             self.listener(record)
-        if not (record.anytime or self.score_calls):
-            self._tracked += time.perf_counter() - tick
-            return
-        self._scores = self._score(record.x0, ssim=record.anytime)
-        if self.job.reference is not None and self.score_calls:
-            for (_, k), s in zip(self.run.rows, self._scores):
-                self.per_call.append({"nfe": record.nfe, "kind": record.kind, "t": record.t, "candidate": k + 1,
-                                      "psnr": s["psnr"], "lpips": s["lpips"]})
+        if record.anytime or self.score_calls:
+            self._scores = self._score(record.x0, ssim=record.anytime)
+            if self.job.reference is not None and self.score_calls:
+                for (_, k), s in zip(self.run.rows, self._scores):
+                    self.per_call.append({"nfe": record.nfe, "kind": record.kind, "t": record.t,
+                                          "candidate": k + 1, "psnr": s["psnr"], "lpips": s["lpips"]})
         self._tracked += time.perf_counter() - tick
 
     # -- results and saving -------------------------------------------------------------------

@@ -61,7 +61,8 @@ class Record:
         return self.kind != "inner"
 
 
-Step = Generator[Record, None, torch.Tensor]
+#: what `advance` returns: a generator of one Record per network call, returning the next state
+StepCalls = Generator[Record, None, torch.Tensor]
 
 
 class Sampler:
@@ -96,7 +97,7 @@ class Sampler:
     def begin(self, meas: Any, generator: Generators) -> torch.Tensor:
         raise NotImplementedError
 
-    def advance(self, x: torch.Tensor, j: int, meas: Any, generator: Generators) -> Step:
+    def advance(self, x: torch.Tensor, j: int, meas: Any, generator: Generators) -> StepCalls:
         raise NotImplementedError
 
     # -- shared pieces ------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from degradations.base import pixel_sigma_to_model
-from solvers.base import Prior, Record, Sampler, Step
+from solvers.base import Prior, Record, Sampler, StepCalls
 from solvers.noise import Generators, randn
 from solvers.schedule import CLEAN, ddrm_start, linear_times
 
@@ -125,7 +125,7 @@ class DDRM(Sampler):
     def begin(self, meas: SpectralMeasurement, generator: Generators) -> torch.Tensor:
         return self.initial_state(meas, self.times[0], generator)
 
-    def advance(self, x: torch.Tensor, j: int, meas: SpectralMeasurement, generator: Generators) -> Step:
+    def advance(self, x: torch.Tensor, j: int, meas: SpectralMeasurement, generator: Generators) -> StepCalls:
         """Step j: one network call from times[j] to times[j + 1]; the record is the call's x0
         prediction, or at the last step the clean sample itself."""
         t, t_next = self.times[j : j + 2]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from solvers.base import Prior, Record, Step
+from solvers.base import Prior, Record, StepCalls
 from solvers.ddrm import DDRM, SpectralMeasurement
 from solvers.noise import Generators, randn
 from solvers.schedule import CLEAN, ddrm_start, linear_times, outer_times
@@ -78,7 +78,7 @@ class NestedDDRM(DDRM):
     def calls_before(self, j: int) -> int:
         return j * self.inner_steps
 
-    def advance(self, x: torch.Tensor, j: int, meas: SpectralMeasurement, generator: Generators) -> Step:
+    def advance(self, x: torch.Tensor, j: int, meas: SpectralMeasurement, generator: Generators) -> StepCalls:
         """Outer step j (Alg. 2): an inner DDRM run from the outer state x at outer[j] to clean
         (yielding its per-call x0 predictions, kind "inner", then its result x0_hat, kind "outer"),
         then the outer DDIM step to outer[j + 1]; returns that next outer state (x0_hat after the
