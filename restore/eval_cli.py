@@ -18,8 +18,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", required=True, help="folder of clean images (searched recursively)")
     parser.add_argument("--out", required=True, help="output folder (resumed when it holds the same run)")
     parser.add_argument("--solvers", default="nested,ddrm",
-                        help="comma-separated solvers to compare (default nested,ddrm; DDRM gets outer x inner "
-                             "steps unless --steps is given)")
+                        help="comma-separated solvers to compare: ddrm, ddnm, diffpir, dps, nested-<one of them> "
+                             "(nested = nested-ddrm); default nested,ddrm. Plain solvers get the nested split's "
+                             "calls unless --steps is given")
     parser.add_argument("--choose", default="none", choices=CHOICES,
                         help="with --candidates K: 'oracle-lpips' also runs K candidates steered by an oracle that "
                              "keeps the best LPIPS after each step (an upper bound for a person's choice)")

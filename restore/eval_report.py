@@ -10,8 +10,10 @@ from typing import Any
 
 from restore.distributed import Dist
 from restore.eval_solve import base_solver
+from restore.settings import SOLVER_TITLES
 
-NAMES = {"nested": "Nested DDRM", "ddrm": "DDRM"}
+NAMES = {**{n: t for n, t in SOLVER_TITLES.items()}, "nested": "Nested DDRM",
+         **{f"nested-{n}": f"Nested {t}" for n, t in SOLVER_TITLES.items()}}
 
 
 class Progress:
@@ -67,7 +69,7 @@ def label(group: str) -> str:
     solver, _, variant = group.partition("/")
     name = NAMES.get(solver, solver)
     if not variant:
-        return f"{name} ({'outer results' if solver == 'nested' else 'per-call predictions'})"
+        return f"{name} ({'outer results' if solver.startswith('nested') else 'per-call estimates'})"
     kind, k = variant.rstrip("0123456789"), variant[len(variant.rstrip("0123456789")):]
     what = {"mean": f"mean of {k} runs", "best": f"best of {k} runs (LPIPS)", "oracle": f"oracle choice among {k}"}
     return f"{name}, {what.get(kind, variant)}"
@@ -81,7 +83,7 @@ def plot(summary: dict[str, Any], path: Path, title: str) -> None:
         if base_solver(group) not in NAMES:
             continue
         nfes = sorted(int(n) for n in entry["nfe"])
-        curve: dict[str, Any] = {"nfe": nfes, "style": "points" if base_solver(group) == "nested" else "line"}
+        curve: dict[str, Any] = {"nfe": nfes, "style": "points" if base_solver(group).startswith("nested") else "line"}
         for metric in ("psnr", "lpips"):
             for part, key in (("mean", metric), ("std", f"{metric}_std")):
                 curve[key] = [math.nan if (v := entry["nfe"][str(n)][metric][part]) is None else v for n in nfes]

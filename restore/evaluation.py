@@ -12,11 +12,12 @@ What is computed
   (restore.job.candidate_seed), so numbers do not depend on the order, the batch, the process or
   the number of candidates (up to float rounding of batched convolutions).
 - Observation: y = H x + noise, drawn once per image and shared by every solver and baseline.
-- Solvers: "nested" (Nested DDRM, outer x inner calls) and "ddrm" (DDRM; outer x inner steps, the
-  same number of calls, unless `steps` is given). Each is driven by a solvers.Run; with
+- Solvers: any of restore.settings.SOLVER_NAMES (default "nested" = Nested DDRM with outer x
+  inner calls, and "ddrm"); the plain ones get as many calls as the nested split makes, unless
+  `steps` is given. Each is driven by a solvers.Run; with
   `--candidates K` and `--choose oracle-lpips` a solver gives more groups (restore.eval_solve).
 - Rows (`per_image.csv`): image, solver (group), nfe, psnr, ssim, lpips, seconds; one per anytime
-  step (Nested: each outer result; DDRM: each call's x0 prediction, the last its result).
+  step (nested: each outer result; plain: each call's x0 estimate, the last its result).
   Baselines, nfe 0: "pinv" (H^+ y) and, for super-resolution, "bicubic". lpips is empty when
   LPIPS is unavailable. seconds: the solver's wall time since the start of its batch, scoring
   excluded.
@@ -57,12 +58,13 @@ from restore.eval_report import Progress, plot, print_table
 from restore.eval_images import IMAGE_EXTENSIONS, find_images, image_seeds, load_batch, png_name
 from restore.eval_rows import ROW_PREFIX, Row, compact, csv_text, load_all, row_files, summarize, write_atomic
 from restore.eval_solve import base_solver, baseline_rows, candidate_groups, solve_batch
-from restore.settings import Settings, UsageError, build_operator, build_solver, resolve_device, resolve_model
+from restore.settings import (SOLVER_NAMES, Settings, UsageError, build_operator, build_solver, resolve_device,
+                              resolve_model)
 from solvers import make_generators
 
 __all__ = ["SOLVERS", "CHOICES", "EvalConfig", "find_images", "image_seeds", "expected_nfes", "run_evaluation"]
 
-SOLVERS = ("nested", "ddrm")
+SOLVERS = ("nested", "ddrm")  # the default comparison; any of SOLVER_NAMES may be asked for
 CHOICES = ("none", "oracle-lpips")
 RUN_FILE, SUMMARY_FILE, PER_IMAGE_FILE, PLOT_FILE, IMAGES_DIR = (
     "run.json", "summary.json", "per_image.csv", "anytime.png", "images")
@@ -71,11 +73,12 @@ RUN_FILE, SUMMARY_FILE, PER_IMAGE_FILE, PLOT_FILE, IMAGES_DIR = (
 def expected_nfes(group: str, settings: Settings) -> list[int]:
     """The nfe of every row a complete (image, group) has."""
     solver = base_solver(group)
-    if solver == "nested":
-        return [settings.inner * (j + 1) for j in range(settings.outer)]
-    if solver == "ddrm":
-        return list(range(1, settings.steps + 1))
-    return [0]
+    if solver not in SOLVER_NAMES:
+        return [0]  # a baseline
+    settings = replace(settings, solver=solver)
+    if settings.nested:
+        return [sum(settings.budgets[: j + 1]) for j in range(settings.outer)]
+    return list(range(1, settings.steps + 1))
 
 
 # --------------------------------------------------------------------------- the run
@@ -112,7 +115,7 @@ def _clear(out: Path) -> None:
     images = out / IMAGES_DIR
     if images.is_dir():
         for folder in images.iterdir():
-            if folder.is_dir() and folder.name.split("-")[0] in SOLVERS:
+            if folder.is_dir() and folder.name.split("-")[0] in SOLVER_NAMES:
                 shutil.rmtree(folder, ignore_errors=True)
         if not any(images.iterdir()):
             images.rmdir()
@@ -187,13 +190,13 @@ def _merge(out: Path, images: list[str], order: list[str], expected, settings_ou
 def run_evaluation(settings: Settings, cfg: EvalConfig, explicit_steps: bool = False) -> dict[str, Any] | None:
     """Evaluate every image of cfg.data; returns the summary on rank 0 (None on other ranks).
 
-    settings: the restoration settings (solver ignored); unless `explicit_steps`, DDRM's steps
-    are set to outer x inner (equal network calls)."""
+    settings: the restoration settings (solver ignored); unless `explicit_steps`, the plain
+    solvers' steps are set to the nested split's calls (equal network calls)."""
     from restore.metrics import lpips_available
 
     for name in cfg.solvers:
-        if name not in SOLVERS:
-            raise UsageError(f"unknown solver {name!r} in --solvers; choose from {', '.join(SOLVERS)}")
+        if name not in SOLVER_NAMES:
+            raise UsageError(f"unknown solver {name!r} in --solvers; choose from {', '.join(SOLVER_NAMES)}")
     if not cfg.solvers or len(set(cfg.solvers)) != len(cfg.solvers):
         raise UsageError("--solvers must name each solver once, e.g. nested,ddrm")
     if cfg.choose not in CHOICES:
@@ -216,10 +219,10 @@ def run_evaluation(settings: Settings, cfg: EvalConfig, explicit_steps: bool = F
 
     rank0 = int(os.environ.get("RANK", "0")) == 0
     if not explicit_steps:
-        settings = replace(settings, steps=settings.outer * settings.inner)
-    elif settings.steps != settings.outer * settings.inner and set(SOLVERS) <= set(cfg.solvers) \
-            and not cfg.quiet and rank0:
-        print(f"note: DDRM runs {settings.steps} network calls, Nested DDRM {settings.outer * settings.inner} "
+        settings = replace(settings, steps=sum(settings.budgets))
+    elif settings.steps != sum(settings.budgets) and any(replace(settings, solver=s).nested for s in cfg.solvers) \
+            and any(not replace(settings, solver=s).nested for s in cfg.solvers) and not cfg.quiet and rank0:
+        print(f"note: plain solvers run {settings.steps} network calls, nested ones {sum(settings.budgets)} "
               "(--steps given); leave --steps out to compare at equal cost", file=sys.stderr)
     model = resolve_model(settings.model, quiet=cfg.quiet or not rank0)
     if Path(os.path.expanduser(model)).exists():
@@ -316,11 +319,11 @@ def _run(settings: Settings, cfg: EvalConfig, images, data: Path, out: Path, dev
         return None
     settings_out = {**identity["settings"], "solvers": list(cfg.solvers), "choose": cfg.choose,
                     "groups": groups, "baselines": baseline_names(operator), "data": identity["data"],
-                    "ddrm_steps": settings.steps, "nested_nfe": settings.outer * settings.inner,
+                    "ddrm_steps": settings.steps, "nested_nfe": sum(settings.budgets),
                     "batch_size": cfg.batch_size, "device": str(device), "world_size": dist.world, "limit": cfg.limit,
                     "lpips_available": _lpips_available()}
     title = (f"{settings.task}, sigma_y={settings.sigma_y:g}, {len(images)} images, "
-             f"Nested {settings.outer}x{settings.inner} vs DDRM {settings.steps}")
+             f"{' vs '.join(cfg.solvers)}, {settings.steps} calls")
     if settings.candidates > 1:
         title += f", {settings.candidates} candidates"
     summary = _merge(out, images, groups, expected, settings_out, title)

@@ -197,7 +197,7 @@ def prepare_job(image: ImageLike, settings: Settings, *, observed: bool = False,
         raise UsageError("--reference is only for --observed mode (in simulation mode the input is the reference)")
     if settings.mask and settings.task != "inp_mask":
         tell(f"--mask is only used by task inp_mask; ignored for {settings.task}")
-    if settings.solver == "nested" and settings.sigma_y > 0 and settings.inner < 4:
+    if settings.solver in ("nested", "nested-ddrm") and settings.sigma_y > 0 and min(settings.budgets) < 4:
         tell(f"--inner {settings.inner} with a noisy measurement: DDRM takes y in only above its noise "
              "level, which short inner runs skip; use --inner 4 or more (README, 'Choosing the split')")
     img = as_image(image, "input")

@@ -28,6 +28,7 @@ import numpy as np
 
 from degradations import TASKS
 from restore.prior import BUNDLED, REPO_ROOT
+from restore.settings import SOLVER_NAMES
 
 EXAMPLE = REPO_ROOT / "data" / "examples" / "face.png"
 MAX_UPLOAD = "20mb"
@@ -280,7 +281,7 @@ def _array(image) -> np.ndarray | None:
 def build(page: Page) -> gr.Blocks:
     """The Gradio Blocks of the page."""
     with gr.Blocks(title="Anytime restoration", analytics_enabled=False) as demo:
-        gr.Markdown("## Anytime restoration\nNested Diffusion around DDRM: every outer step is a whole restoration. "
+        gr.Markdown("## Anytime restoration\nNested Diffusion around DDRM (or DDNM, DiffPIR, DPS): every outer step is a whole restoration. "
                     "Watch it sharpen, stop when it is good enough, steer it by choosing among candidates.")
         status = gr.Markdown("Upload an image or pick the example, choose a task, press Start.", elem_id="status",
                              render=False)
@@ -306,7 +307,8 @@ def build(page: Page) -> gr.Blocks:
                     model = gr.Dropdown([*MODELS, *page.extra_models], value=BUNDLED, label="Model",
                                         allow_custom_value=True, elem_id="model")
                 with gr.Row():
-                    solver = gr.Radio(["nested", "ddrm"], value="nested", label="Solver")
+                    solver = gr.Dropdown(list(SOLVER_NAMES), value="nested", label="Solver",
+                                         info="nested-<name>: anytime; nested = nested-ddrm")
                     seed = gr.Number(0, label="Seed", precision=0)
                 with gr.Row():
                     outer = gr.Number(4, label="Outer steps", precision=0, minimum=1, elem_id="outer")

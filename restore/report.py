@@ -250,11 +250,11 @@ def metrics_figure(result: RestoreResult, path: Path) -> None:
                 "lpips": [_nan(r["lpips"]) for r in rows], "style": style}
 
     s = result.settings
-    nested = s.solver == "nested"
-    title = f"{s.task}, Nested DDRM {s.outer} x {s.inner}, {s.model}" if nested else f"{s.task}, DDRM {s.steps} steps, {s.model}"
+    nested = s.nested
+    title = f"{s.task}, {s.label}, {s.model}"
     if s.candidates == 1:
         calls = [c for c in result.per_call if c["candidate"] == 1]
-        curves = {"per-call x0 predictions" if nested else "DDRM x0 predictions": curve(calls, "line")}
+        curves = {"per-call x0 estimates" if nested else f"{s.label.split()[0]} x0 estimates": curve(calls, "line")}
         if nested:
             curves["outer results (anytime outputs)"] = curve(result.metrics["steps"], "points")
     else:

@@ -28,7 +28,10 @@ class Settings:
     """Everything that determines a restoration (and so belongs in its metrics and summaries).
 
     sigma_y is on the [0, 1] pixel scale. model None means "CelebA-HQ if its weights are cached
-    locally, else the bundled prior". steps is DDRM's; outer x inner is Nested DDRM's.
+    locally, else the bundled prior". solver: a plain solver (ddrm, ddnm, diffpir, dps: `steps`
+    calls) or one nested (nested-<name>, "nested" = nested-ddrm: `outer` previews of `inner`
+    calls each, or one budget per outer step when `inner` is a list). eta, eta_b: DDRM's (eta
+    also DDNM's); zeta (DiffPIR, DPS) and lam (DiffPIR's lambda): None = the paper's default.
     candidates: restorations of the same measurement, each with its own noise (steerable)."""
 
     task: str = "sr4"
@@ -37,10 +40,12 @@ class Settings:
     model: str | None = None
     solver: str = "nested"
     outer: int = 4
-    inner: int = 5
+    inner: int | list[int] = 5
     steps: int = 20
     eta: float = 0.85
     eta_b: float = 1.0
+    zeta: float | None = None
+    lam: float | None = None
     seed: int = 0
     size: int | None = None
     candidates: int = 1
@@ -56,11 +61,22 @@ class Settings:
             raise UsageError(f"--sigma-y must be >= 0 (a std on the [0, 1] pixel scale), got {self.sigma_y}")
         if self.candidates < 1:
             raise UsageError(f"--candidates must be at least 1 (restorations of the same measurement), got {self.candidates}")
+        solver_parts(self.solver)
+        if isinstance(self.inner, (list, tuple)):
+            self.inner = [int(n) for n in self.inner]
+            if not self.inner or min(self.inner) < 1:
+                raise UsageError(f"--inner must list positive numbers of calls, e.g. 2,3,5,10; got {self.inner}")
+            if len(self.inner) == 1:
+                self.inner = self.inner[0]
+            else:
+                self.outer = len(self.inner)  # one budget per outer step
         for name in ("outer", "inner", "steps"):
-            if getattr(self, name) < 1:
+            if isinstance(getattr(self, name), int) and getattr(self, name) < 1:
                 raise UsageError(f"--{name} must be a positive number of steps, got {getattr(self, name)}")
-        if self.solver not in ("nested", "ddrm"):
-            raise UsageError(f"--solver must be 'nested' or 'ddrm', got {self.solver!r}")
+        if self.zeta is not None and self.zeta < 0:  # DiffPIR's upper bound 1 is checked by DiffPIR
+            raise UsageError(f"--zeta must be >= 0, got {self.zeta}")
+        if self.lam is not None and self.lam <= 0:
+            raise UsageError(f"--lambda must be > 0, got {self.lam}")
         for name in ("eta", "eta_b"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise UsageError(f"--{name.replace('_', '-')} must lie in [0, 1], got {getattr(self, name)}")
@@ -69,11 +85,57 @@ class Settings:
         return self
 
     @property
+    def nested(self) -> bool:
+        return solver_parts(self.solver)[0]
+
+    @property
+    def budgets(self) -> list[int]:
+        """Network calls per outer step (nested solvers)."""
+        return list(self.inner) if isinstance(self.inner, list) else [self.inner] * self.outer
+
+    @property
     def nfe(self) -> int:
-        return self.outer * self.inner if self.solver == "nested" else self.steps
+        return sum(self.budgets) if self.nested else self.steps
+
+    @property
+    def anytime_steps(self) -> int:
+        return self.outer if self.nested else self.steps
+
+    @property
+    def label(self) -> str:
+        """E.g. "Nested DDRM 4 x 5", "Nested DDNM 2+3+5+10", "DiffPIR 20 steps"."""
+        nested, name = solver_parts(self.solver)
+        if not nested:
+            return f"{SOLVER_TITLES[name]} {self.steps} steps"
+        split = "+".join(map(str, self.inner)) if isinstance(self.inner, list) else f"{self.outer} x {self.inner}"
+        return f"Nested {SOLVER_TITLES[name]} {split}"
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+SOLVER_TITLES = {"ddrm": "DDRM", "ddnm": "DDNM", "diffpir": "DiffPIR", "dps": "DPS"}
+SOLVER_NAMES = tuple(SOLVER_TITLES) + ("nested",) + tuple(f"nested-{n}" for n in SOLVER_TITLES)
+
+
+def solver_parts(name: str) -> tuple[bool, str]:
+    """(nested?, inner solver) of a solver name: "ddnm" -> (False, "ddnm"), "nested-ddnm" ->
+    (True, "ddnm"), "nested" -> (True, "ddrm")."""
+    if name == "nested":
+        return True, "ddrm"
+    base = name[len("nested-"):] if name.startswith("nested-") else name
+    if base not in SOLVER_TITLES:
+        raise UsageError(f"unknown solver {name!r}; valid: {', '.join(SOLVER_NAMES)}")
+    return base != name, base
+
+
+def parse_inner(text: str) -> int | list[int]:
+    """--inner: one number of calls per outer step (5) or one per outer step (2,3,5,10)."""
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or a comma list such as 2,3,5,10, got {text!r}") from None
+    return values[0] if len(values) == 1 else values
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -91,12 +153,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mask", help="mask image for inp_mask (black = missing)")
     parser.add_argument("--model", help=f"'celebahq', {BUNDLED!r}, a diffusers folder or id, or a .ckpt "
                         "(default: celebahq if cached locally, else the bundled prior)")
-    parser.add_argument("--solver", choices=["nested", "ddrm"], help="default nested")
-    parser.add_argument("--outer", type=int, help="Nested DDRM outer steps (anytime previews)")
-    parser.add_argument("--inner", type=int, help="Nested DDRM inner DDRM steps per outer step")
-    parser.add_argument("--steps", type=int, help="DDRM steps (--solver ddrm)")
-    parser.add_argument("--eta", type=float, help="DDRM eta (default 0.85)")
+    parser.add_argument("--solver", metavar="NAME", help="ddrm, ddnm, diffpir, dps, or nested-<one of them> for "
+                        "its anytime version (default nested = nested-ddrm)")
+    parser.add_argument("--outer", type=int, help="nested solvers: outer steps (anytime previews, default 4)")
+    parser.add_argument("--inner", type=parse_inner, metavar="N|N1,N2,..",
+                        help="nested solvers: network calls per outer step (default 5), or one budget per outer step")
+    parser.add_argument("--steps", type=int, help="plain solvers: network calls (default 20)")
+    parser.add_argument("--eta", type=float, help="DDRM and DDNM eta (default 0.85)")
     parser.add_argument("--eta-b", type=float, help="DDRM eta_b (default 1.0)")
+    parser.add_argument("--zeta", type=float, help="DiffPIR zeta (default 0.1) or DPS step size (default 1.0)")
+    parser.add_argument("--lambda", dest="lam", type=float, help="DiffPIR lambda (default 1.0)")
     parser.add_argument("--seed", type=int, help="random seed (default 0)")
     parser.add_argument("--size", type=int, help="restoration resolution (default: the model's)")
     parser.add_argument("--candidates", type=int, metavar="K",
@@ -183,12 +249,18 @@ def build_operator(settings: Settings, size: int, channels: int = 3):
 
 
 def build_solver(settings: Settings, prior, operator):
-    from solvers import DDRM, NestedDDRM
+    """The solver the settings name: a plain one, or Nested around it."""
+    from solvers import SOLVERS, Nested
 
-    if settings.solver == "ddrm":
-        return DDRM(prior, operator, steps=settings.steps, eta=settings.eta, eta_b=settings.eta_b)
-    return NestedDDRM(prior, operator, outer_steps=settings.outer, inner_steps=settings.inner,
-                      eta=settings.eta, eta_b=settings.eta_b)
+    nested, name = solver_parts(settings.solver)
+    options = {"ddrm": {"eta": settings.eta, "eta_b": settings.eta_b}, "ddnm": {"eta": settings.eta},
+               "diffpir": {"lambda_": settings.lam, "zeta": settings.zeta}, "dps": {"zeta": settings.zeta}}[name]
+    options = {k: v for k, v in options.items() if v is not None}
+    try:
+        solver = SOLVERS[name](prior, operator, steps=settings.steps, **options)
+        return Nested(solver, inner_steps=settings.budgets) if nested else solver
+    except ValueError as error:
+        raise UsageError(str(error).splitlines()[0]) from None
 
 
 def run_cli(main, argv: list[str] | None = None) -> int:

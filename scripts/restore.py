@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         given = {"settings": settings, "out": out, "overwrite": args.overwrite}
     if args.reference and not args.observed and not args.resume:
         raise UsageError("--reference is only for --observed mode (in simulation mode the input is the reference)")
-    anytime = settings.outer if settings.solver == "nested" else settings.steps
+    anytime = settings.anytime_steps
     choices = parse_choices(args.choose, settings.candidates, anytime, sys.stdin.isatty())
 
     signals = Signals(args.quiet)

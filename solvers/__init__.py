@@ -1,10 +1,19 @@
-"""Samplers for linear inverse problems with a pretrained DDPM prior: DDRM and Nested DDRM, and
-`Run`, which advances any of them one anytime step at a time (candidates, steering, saving)."""
+"""Samplers for linear inverse problems with a pretrained DDPM prior: DDRM, DDNM, DiffPIR and
+DPS, `Nested` (Nested Diffusion around any of them, NestedDDRM = Nested(DDRM)), and `Run`,
+which advances any of them one anytime step at a time (candidates, steering, saving)."""
 
 from solvers.base import Prior, Record, Sampler
+from solvers.ddnm import DDNM
 from solvers.ddrm import DDRM
-from solvers.nested import NestedDDRM
+from solvers.diffpir import DiffPIR
+from solvers.dps import DPS
+from solvers.nested import Nested, NestedDDRM
 from solvers.noise import make_generators, randn
 from solvers.run import Run
+from solvers.step import StepSolver
 
-__all__ = ["DDRM", "NestedDDRM", "Prior", "Record", "Run", "Sampler", "make_generators", "randn"]
+#: the inner solvers by command-line name
+SOLVERS = {"ddrm": DDRM, "ddnm": DDNM, "diffpir": DiffPIR, "dps": DPS}
+
+__all__ = ["DDNM", "DDRM", "DPS", "DiffPIR", "Nested", "NestedDDRM", "Prior", "Record", "Run",
+           "SOLVERS", "Sampler", "StepSolver", "make_generators", "randn"]

@@ -79,6 +79,11 @@ class Sampler:
         self.operator = operator
         self.schedule = NoiseSchedule(prior.alphas_cumprod)
 
+    @property
+    def name(self) -> str:
+        """The solver's name in saved runs and tables (Nested: "Nested" + the inner solver's)."""
+        return type(self).__name__
+
     # -- the stepwise protocol ----------------------------------------------------------------
     @property
     def nfe_total(self) -> int:

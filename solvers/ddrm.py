@@ -18,65 +18,26 @@ Where this differs from the official code, on purpose:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import torch
 
-from degradations.base import pixel_sigma_to_model
-from solvers.base import Prior, Record, Sampler, StepCalls
+from solvers.base import Prior
 from solvers.noise import Generators, randn
-from solvers.schedule import CLEAN, ddrm_start, linear_times
+from solvers.step import SpectralMeasurement, StepSolver
+
+__all__ = ["DDRM", "SpectralMeasurement"]
 
 
-@dataclass
-class SpectralMeasurement:
-    """The measurement in V's coordinates, computed once per restoration.
-
-    s (n,): singular values padded with zeros; measured (n,): s > 0;
-    u_y (B, n): U^T y padded; y_bar (B, n): U^T y / s where measured, else 0;
-    sigma_0: measurement noise std on the [-1, 1] scale; floor (n,): sigma_0^2 / s^2, the
-    noise variance of y_bar (where measured)."""
-
-    s: torch.Tensor
-    measured: torch.Tensor
-    u_y: torch.Tensor
-    y_bar: torch.Tensor
-    sigma_0: float
-    floor: torch.Tensor
-
-
-class DDRM(Sampler):
+class DDRM(StepSolver):
     """DDRM with `steps` network calls on the official grid (950, 900, ..., 0 for 20 steps).
 
     eta: share of fresh noise where y is absent or noisier than the target (paper's eta, 0.85);
     eta_b: weight of y_bar where y is less noisy than the target (paper's eta_b, default 1.0)."""
 
     def __init__(self, prior: Prior, operator, steps: int = 20, eta: float = 0.85, eta_b: float = 1.0):
-        super().__init__(prior, operator)
-        if steps < 1:
-            raise ValueError(f"steps must be >= 1, got {steps}")
+        super().__init__(prior, operator, steps)
         if not 0.0 <= eta <= 1.0 or not 0.0 <= eta_b <= 1.0:
             raise ValueError(f"eta and eta_b must lie in [0, 1], got {eta}, {eta_b}")
-        self.steps, self.eta, self.eta_b = steps, eta, eta_b
-
-    @property
-    def nfe_total(self) -> int:
-        return self.steps
-
-    @property
-    def times(self) -> list[int]:
-        """The network-call times, then CLEAN (the official grid: 950, 900, ..., 0, -1 for 20)."""
-        return linear_times(ddrm_start(self.schedule.T, self.steps), self.steps)
-
-    # -- the building blocks, shared with NestedDDRM ------------------------------------------
-    def measure(self, y: torch.Tensor, sigma_y: float) -> SpectralMeasurement:
-        op = self.operator
-        s = op.add_zeros(op.singulars()[None])[0]
-        measured = s > 0
-        u_y = op.add_zeros(op.Ut(y))
-        safe_s = torch.where(measured, s, torch.ones_like(s))
-        y_bar = torch.where(measured, u_y / safe_s, torch.zeros_like(u_y))
-        sigma_0 = pixel_sigma_to_model(sigma_y)
-        return SpectralMeasurement(s, measured, u_y, y_bar, sigma_0, sigma_0**2 / safe_s.square())
+        self.eta, self.eta_b = eta, eta_b
 
     def initial_state(self, meas: SpectralMeasurement, t: int, generator: Generators) -> torch.Tensor:
         """x_t drawn from DDRM's p(x_T | y) in the spectral domain: y_bar plus the missing noise
@@ -113,25 +74,3 @@ class DDRM(Sampler):
             measured.add_(z, alpha=sigma_n)
         v = torch.where(meas.measured, measured, unmeasured)
         return self.operator.V(v).mul_(self.schedule.alpha_bar(t_next) ** 0.5), x0
-
-    # -- the stepwise protocol (solvers.base) --------------------------------------------------
-    @property
-    def anytime_steps(self) -> int:
-        return self.steps  # every network call's x0 prediction is an anytime output
-
-    def calls_before(self, j: int) -> int:
-        return j
-
-    def begin(self, meas: SpectralMeasurement, generator: Generators) -> torch.Tensor:
-        return self.initial_state(meas, self.times[0], generator)
-
-    def advance(self, x: torch.Tensor, j: int, meas: SpectralMeasurement, generator: Generators) -> StepCalls:
-        """Step j: one network call from times[j] to times[j + 1]; the record is the call's x0
-        prediction, or at the last step the clean sample itself."""
-        t, t_next = self.times[j : j + 2]
-        x_next, x0 = self.step(x, t, t_next, meas, generator)
-        if t_next == CLEAN:
-            yield Record(j + 1, x_next, CLEAN, "prediction", final=True)
-        else:
-            yield Record(j + 1, x0, t, "prediction")
-        return x_next

@@ -218,7 +218,7 @@ class Run:
     # -- helpers ------------------------------------------------------------------------------
     def _plan(self, solver: Sampler | None = None) -> dict:
         solver = solver or self.solver
-        return {"solver": type(solver).__name__, "anytime_steps": solver.anytime_steps,
+        return {"solver": solver.name, "anytime_steps": solver.anytime_steps,
                 "nfe_total": solver.nfe_total}
 
     def _rows_y(self) -> torch.Tensor:

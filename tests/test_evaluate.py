@@ -215,7 +215,7 @@ def test_bad_input_is_one_line(image_dir, tiny_model_dir, tmp_path, capsys):
     (bad / "sub" / "broken.png").write_bytes(b"not a png")
     assert "broken.png" in error(args(bad, tiny_model_dir, tmp_path / "o3"))
     assert "--solvers" in error(args(image_dir, tiny_model_dir, tmp_path / "o4", "--solver", "ddrm"))
-    assert "unknown solver" in error(args(image_dir, tiny_model_dir, tmp_path / "o5", "--solvers", "nested,dps"))
+    assert "unknown solver" in error(args(image_dir, tiny_model_dir, tmp_path / "o5", "--solvers", "nested,sgld"))
 
 
 def test_torchrun_two_processes_match_one(reference, image_dir, tiny_model_dir, tmp_path):

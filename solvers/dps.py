@@ -1,0 +1,62 @@
+"""DPS: diffusion posterior sampling (Chung, Kim, Mccann, Klasky, Ye; ICLR 2023,
+arXiv:2209.14687), Alg. 1 (Gaussian measurement noise).
+
+Each step (one network call, plus one backward pass through the network):
+  x0_hat = (x_t - sqrt(1 - a_t) eps(x_t, t)) / sqrt(a_t), clipped to [-1, 1]   (Alg. 1, line 4)
+  x'     = the DDPM posterior sample x_t' ~ q(x_t' | x_t, x0_hat)               (lines 5-6)
+  x_t'   = x' - zeta grad_{x_t} ||y - H x0_hat||                                (line 7)
+with the released code's step size: the gradient of the residual's norm (not its square) times
+zeta = 1.0 (the paper's FFHQ setting; its zeta_i = zeta' / ||y - A(x0_hat)||). On a strided
+grid t -> t' the posterior is the DDPM one with beta = 1 - a_t / a_t' (DDIM with eta = 1).
+The measurement noise sigma_y enters only through y: DPS's step does not use its value.
+
+Cost: the gradient needs a backward pass through the network at every call, about 2 to 3
+times a forward call's time and the activations' memory (scripts/bench.py peers measures it).
+The paper uses 1000 calls; at the 20 to 100 calls compared here it is far from its best.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from solvers.base import Prior
+from solvers.noise import Generators, randn
+from solvers.schedule import CLEAN
+from solvers.step import SpectralMeasurement, StepSolver
+
+
+class DPS(StepSolver):
+    """DPS with `steps` network calls evenly spaced from T - 1 = 999 down to 0.
+
+    zeta: step size of the measurement gradient (1.0)."""
+
+    def __init__(self, prior: Prior, operator, steps: int = 20, zeta: float = 1.0):
+        super().__init__(prior, operator, steps)
+        if zeta < 0:
+            raise ValueError(f"zeta must be >= 0, got {zeta}")
+        self.zeta = zeta
+
+    def start(self, calls: int) -> int:
+        return self.schedule.T - 1
+
+    def step(self, x_t: torch.Tensor, t: int, t_next: int, meas: SpectralMeasurement,
+             generator: Generators) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step t -> t_next (one network call and its backward pass). Returns (x_{t_next}, x0_hat)."""
+        a = self.schedule.alpha_bar(t)
+        with torch.enable_grad():
+            x = x_t.detach().requires_grad_(True)
+            t_batch = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
+            eps = self.prior(x, t_batch).to(x.dtype)
+            x0_hat = ((x - (1 - a) ** 0.5 * eps) / a**0.5).clamp(-1, 1)
+            residual = (meas.y - self.operator.H(x0_hat)).flatten(1).norm(dim=1)
+            (grad,) = torch.autograd.grad(residual.sum(), x)  # rows are independent: per-image gradients
+        x0_hat = x0_hat.detach()
+        if t_next == CLEAN:
+            x_next = x0_hat.clone()
+        else:  # q(x_t' | x_t, x0_hat) for the stride t -> t' (Ho et al. 2020, eqs. 6-7)
+            a_next = self.schedule.alpha_bar(t_next)
+            beta = 1 - a / a_next
+            x_next = (a_next**0.5 * beta / (1 - a)) * x0_hat + ((a / a_next) ** 0.5 * (1 - a_next) / (1 - a)) * x_t
+            z = randn(x_t.shape[1:], x_t.shape[0], generator, x_t.device, x_t.dtype)
+            x_next.add_(z, alpha=((1 - a_next) / (1 - a) * beta) ** 0.5)
+        return x_next.sub_(grad, alpha=self.zeta), x0_hat

@@ -1,0 +1,136 @@
+"""The protocol of a solver that makes one network call per step on a time grid, which is all
+that Nested Diffusion needs of its inner solver (DDRM, DDNM, DiffPIR, DPS).
+
+A `StepSolver` provides
+    start(calls)                          -> the first time of a run of `calls` network calls
+    grid(t_start, calls)                  -> the call times from t_start down to 0, then CLEAN
+    initial_state(meas, t, generator)     -> x_t to start from at time t
+    step(x_t, t, t_next, meas, generator) -> (x_{t_next}, the x0 estimate shown for this call):
+                                             one network call
+and gets the stepwise protocol of `solvers.base` from them: a plain run is `steps` calls on
+grid(start(steps), steps), every call an anytime output. `solvers.nested.Nested` runs the same
+`step` on grid(t, n) from an outer state x_t, for any n and t, so a new solver needs nothing more.
+
+Every solver here works on `SVDOperator`s and receives the measurement once as a
+`SpectralMeasurement`; x is on the model's [-1, 1] scale and sigma_y on the [0, 1] pixel scale
+(2 sigma_y on [-1, 1], `sigma_0` below).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from degradations.base import pixel_sigma_to_model
+from solvers.base import Prior, Record, Sampler, StepCalls
+from solvers.noise import Generators, randn
+from solvers.schedule import CLEAN, ddrm_start, linear_times
+
+
+@dataclass
+class SpectralMeasurement:
+    """The measurement in V's coordinates, computed once per restoration.
+
+    s (n,): singular values padded with zeros; measured (n,): s > 0;
+    u_y (B, n): U^T y padded; y_bar (B, n): U^T y / s where measured, else 0 (so V y_bar = H^+ y);
+    sigma_0: measurement noise std on the [-1, 1] scale; floor (n,): sigma_0^2 / s^2, the
+    noise variance of y_bar (where measured); y (B, m): the measurement itself."""
+
+    s: torch.Tensor
+    measured: torch.Tensor
+    u_y: torch.Tensor
+    y_bar: torch.Tensor
+    sigma_0: float
+    floor: torch.Tensor
+    y: torch.Tensor
+
+
+class StepSolver(Sampler):
+    """Base of the one-call-per-step solvers: `steps` network calls, each an anytime output.
+
+    Subclasses implement `step` and may override `start`, `grid` and `initial_state` (default:
+    DDRM's grid, 950, 900, ..., 0 for 20 calls, and pure noise)."""
+
+    def __init__(self, prior: Prior, operator, steps: int = 20):
+        super().__init__(prior, operator)
+        if steps < 1:
+            raise ValueError(f"steps must be >= 1, got {steps}")
+        self.steps = steps
+
+    # -- what a subclass provides -------------------------------------------------------------
+    def step(self, x_t: torch.Tensor, t: int, t_next: int, meas: SpectralMeasurement,
+             generator: Generators) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def start(self, calls: int) -> int:
+        """First time of a run of `calls` calls (DDRM's: (T // calls) (calls - 1))."""
+        return ddrm_start(self.schedule.T, calls)
+
+    def grid(self, t_start: int, calls: int) -> list[int]:
+        """`calls` call times from t_start down to 0, then CLEAN (evenly spaced)."""
+        return linear_times(t_start, calls)
+
+    def initial_state(self, meas: SpectralMeasurement, t: int, generator: Generators) -> torch.Tensor:
+        """x_t ~ N(sqrt(a_t) H^+ y, (1 - a_t) I): the forward process from the pseudo-inverse
+        (at t = 950 its weight sqrt(a_t) is 0.01: practically pure noise)."""
+        a = self.schedule.alpha_bar(t)
+        z = randn(self.operator.image_shape, meas.u_y.shape[0], generator, meas.u_y.device, meas.u_y.dtype)
+        return torch.add(self.operator.V(meas.y_bar) * a**0.5, z, alpha=(1 - a) ** 0.5)  # V may be a view
+
+    # -- the measurement ----------------------------------------------------------------------
+    def measure(self, y: torch.Tensor, sigma_y: float) -> SpectralMeasurement:
+        op = self.operator
+        s = op.add_zeros(op.singulars()[None])[0]
+        measured = s > 0
+        u_y = op.add_zeros(op.Ut(y))
+        safe_s = torch.where(measured, s, torch.ones_like(s))
+        y_bar = torch.where(measured, u_y / safe_s, torch.zeros_like(u_y))
+        sigma_0 = pixel_sigma_to_model(sigma_y)
+        return SpectralMeasurement(s, measured, u_y, y_bar, sigma_0, sigma_0**2 / safe_s.square(), y)
+
+    # -- the stepwise protocol (solvers.base) --------------------------------------------------
+    @property
+    def times(self) -> list[int]:
+        """The network-call times of a plain run, then CLEAN."""
+        return self.grid(self.start(self.steps), self.steps)
+
+    @property
+    def nfe_total(self) -> int:
+        return self.steps
+
+    @property
+    def anytime_steps(self) -> int:
+        return self.steps  # every network call's x0 estimate is an anytime output
+
+    def calls_before(self, j: int) -> int:
+        return j
+
+    def begin(self, meas: SpectralMeasurement, generator: Generators) -> torch.Tensor:
+        return self.initial_state(meas, self.times[0], generator)
+
+    def advance(self, x: torch.Tensor, j: int, meas: SpectralMeasurement, generator: Generators) -> StepCalls:
+        """Step j: one network call from times[j] to times[j + 1]; the record is the call's x0
+        estimate, or at the last step the clean sample itself."""
+        t, t_next = self.times[j : j + 2]
+        x_next, x0 = self.step(x, t, t_next, meas, generator)
+        if t_next == CLEAN:
+            yield Record(j + 1, x_next, CLEAN, "prediction", final=True)
+        else:
+            yield Record(j + 1, x0, t, "prediction")
+        return x_next
+
+    # -- shared arithmetic --------------------------------------------------------------------
+    def renoise(self, x0: torch.Tensor, eps: torch.Tensor, t_next: int, share: float,
+                generator: Generators) -> torch.Tensor:
+        """sqrt(a') x0 + sqrt(1 - a') (sqrt(1 - share) eps + sqrt(share) z): back to time t_next
+        with a `share` of the noise variance fresh (DDIM's form, Song et al. 2021 eq. 12, as
+        DiffPIR writes it; share = eta^2 in DDNM's)."""
+        a_next = self.schedule.alpha_bar(t_next)
+        if t_next == CLEAN:
+            return x0
+        x = torch.add(x0.mul(a_next**0.5), eps, alpha=((1 - a_next) * (1 - share)) ** 0.5)
+        if share > 0:
+            z = randn(x0.shape[1:], x0.shape[0], generator, x0.device, x0.dtype)
+            x.add_(z, alpha=((1 - a_next) * share) ** 0.5)
+        return x

@@ -1,0 +1,211 @@
+"""DDRM, DDNM, DiffPIR and DPS, plain and inside the generic Nested, on the exact Gaussian prior:
+call counts, Nested(1, K) == the solver with K steps, per-step budgets, seeds and batches,
+measurement consistency, and closed-form means."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from degradations import make_operator
+from gaussian_prior import GaussianPrior
+from restore.settings import Settings, UsageError, build_solver
+from solvers import DDNM, DDRM, DPS, SOLVERS, DiffPIR, Nested, NestedDDRM, Run, make_generators
+from solvers.schedule import CLEAN
+
+SIZE = 8
+NAMES = list(SOLVERS)
+
+
+def gaussian(channels: int = 3, seed: int = 0, iso: bool = False) -> GaussianPrior:
+    g = torch.Generator().manual_seed(seed)
+    mu = 0.3 * torch.randn(channels, SIZE, SIZE, generator=g, dtype=torch.float64)
+    std = 0.1 + 0.4 * torch.rand(channels, SIZE, SIZE, generator=g, dtype=torch.float64)
+    return GaussianPrior(mu, torch.full_like(std, 0.3) if iso else std)
+
+
+def draw(prior: GaussianPrior, batch: int = 1, seed: int = 1) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return prior.mu + prior.std * torch.randn(batch, *prior.mu.shape, generator=g, dtype=torch.float64)
+
+
+def operator(task: str, channels: int = 3):
+    return make_operator(task, SIZE, channels=channels).to("cpu", torch.float64)
+
+
+def make(name: str, prior, op, steps: int = 6, **options):
+    return SOLVERS[name](prior, op, steps=steps, **options)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_network_calls_counted_exactly(name):
+    prior = gaussian()
+    op = operator("sr2")
+    y = op.H(draw(prior))
+    records = list(make(name, prior, op, steps=7).sample(y, 0.0, make_generators([0])))
+    assert prior.calls == 7 and [r.nfe for r in records] == list(range(1, 8)) and records[-1].final
+    assert [r.t for r in records] == make(name, prior, op, steps=7).times[:-2] + [CLEAN]
+
+    prior.calls = 0
+    nested = Nested(make(name, prior, op), inner_steps=[2, 3, 1, 4], yield_inner=True)
+    records = list(nested.sample(y, 0.0, make_generators([0])))
+    assert prior.calls == 10 == nested.nfe_total and nested.outer_steps == 4
+    outer = [r for r in records if r.kind == "outer"]
+    assert [r.nfe for r in outer] == [2, 5, 6, 10] and outer[-1].final  # an outer result after every inner run
+    assert len([r for r in records if r.kind == "inner"]) == 1 + 2 + 0 + 3
+    assert [nested.calls_before(j) for j in range(5)] == [0, 2, 5, 6, 10]
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("sigma_y", [0.0, 0.05])
+def test_nested_with_one_outer_step_is_the_solver(name, sigma_y):
+    prior = gaussian()
+    op = operator("sr4" if name != "ddnm" else "deblur_gauss")
+    y = op.observe(draw(prior, batch=2), sigma_y, torch.Generator().manual_seed(0))
+    for k in (1, 5):
+        a = make(name, prior, op, steps=k).restore(y, sigma_y, make_generators([7, 8]))
+        b = Nested(make(name, prior, op, steps=99), outer_steps=1, inner_steps=k).restore(y, sigma_y, make_generators([7, 8]))
+        assert torch.allclose(a, b, rtol=0, atol=1e-10)  # the same arithmetic, reached by two code paths
+
+
+def test_nested_ddrm_is_nested_of_ddrm():
+    prior = gaussian()
+    op = operator("inp_box")
+    y = op.observe(draw(prior, batch=2), 0.05, torch.Generator().manual_seed(0))
+    a = NestedDDRM(prior, op, 3, 4, outer_eta=0.3).restore(y, 0.05, make_generators([1, 2]))
+    b = Nested(DDRM(prior, op), 3, 4, outer_eta=0.3).restore(y, 0.05, make_generators([1, 2]))
+    assert torch.allclose(a, b, rtol=0, atol=1e-12)
+    assert NestedDDRM(prior, op).name == "NestedDDRM" and Nested(DDNM(prior, op)).name == "NestedDDNM"
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("nested", [False, True])
+def test_seed_and_batch_independence(name, nested):
+    prior = gaussian()
+    op = operator("inp_random")
+    y = op.observe(draw(prior, batch=3), 0.02, torch.Generator().manual_seed(0))
+
+    def solve(y, gens):
+        solver = make(name, prior, op, steps=6)
+        return (Nested(solver, 3, 2, outer_eta=0.5) if nested else solver).restore(y, 0.02, gens)
+
+    first, again = solve(y, make_generators([5, 6, 7])), solve(y, make_generators([5, 6, 7]))
+    assert torch.equal(first, again) and not torch.allclose(first, solve(y, make_generators([5, 6, 8])))
+    alone = solve(y[1:2], make_generators([6]))
+    assert torch.allclose(first[1:2], alone, atol=1e-10)
+
+
+@pytest.mark.parametrize("task", ["deno", "sr2", "sr4", "sr_bicubic4", "color", "inp_box", "inp_random",
+                                  "deblur_uniform", "deblur_gauss"])
+def test_ddnm_satisfies_the_measurement_without_noise(task):
+    prior = gaussian()
+    op = operator(task)
+    y = op.H(draw(prior, batch=2))
+    assert torch.allclose(op.H(DDNM(prior, op, steps=5).restore(y, 0.0, make_generators([1, 2]))), y, atol=1e-8)
+    for record in Nested(DDNM(prior, op), 3, 2).sample(y, 0.0, make_generators([1, 2])):
+        assert torch.allclose(op.H(record.x0), y, atol=1e-8)  # every anytime output
+
+
+def test_diffpir_nearly_satisfies_a_noiseless_measurement():
+    """Its rho_t has the released code's noise floor 0.001, so the data step is a near-projection."""
+    prior = gaussian()
+    op = operator("sr4")
+    x = draw(prior, batch=2)
+    y = op.H(x)
+    out = DiffPIR(prior, op, steps=10).restore(y, 0.0, make_generators([1, 2]))
+    assert (op.H(out) - y).norm() < 0.01 * (op.H(prior.mu[None]) - y).norm()
+
+
+@pytest.mark.parametrize("make_solver", [
+    lambda p, o: DDRM(p, o, steps=50),
+    lambda p, o: DDNM(p, o, steps=50),
+    lambda p, o: DiffPIR(p, o, steps=50),
+    lambda p, o: Nested(DDNM(p, o), 5, 10),
+], ids=["ddrm", "ddnm", "diffpir", "nested-ddnm"])
+def test_mean_of_restorations_is_the_posterior_mean_for_inpainting(make_solver):
+    """Noiseless inpainting with a pixel-wise Gaussian prior: the posterior keeps the known pixels
+    and leaves the others to their prior, so E[x0 | y] is y where measured, mu elsewhere. DDRM,
+    DDNM and DiffPIR fix the measured pixels and run the exact prior's sampler on the others."""
+    prior = gaussian(channels=1)
+    op = operator("inp_random", channels=1)
+    x = draw(prior)
+    y = op.H(x)
+    known = op.H_pinv(y).ne(0)  # inp_random keeps about half the pixels
+    expected = torch.where(known, x, prior.mu)
+    samples = 2000
+    out = make_solver(prior, op).restore(y.expand(samples, -1).contiguous(), 0.0, torch.Generator().manual_seed(2))
+    error = (out.mean(0) - expected[0]).abs()
+    assert error[known[0]].max() < 2e-3
+    assert error[~known[0]].mean() < 0.02  # Monte-Carlo error ~ 0.3 / sqrt(2000) per pixel
+    # the spread: not collapsed to the mean, not inflated (finite-step samplers with an x0 *mean*
+    # estimate are known to shrink it: measured 0.78 to 1.0 of the prior's at 50 calls)
+    assert 0.65 < (out.std(0)[~known[0]] / prior.std[~known[0]]).mean() < 1.1
+
+
+def test_dps_without_guidance_samples_the_prior_and_with_it_moves_to_y():
+    prior = gaussian(channels=1)
+    op = operator("sr2", channels=1)
+    x = draw(prior)
+    y = op.H(x).expand(1000, -1).contiguous()
+    free = DPS(prior, op, steps=50, zeta=0.0).restore(y, 0.0, torch.Generator().manual_seed(3))
+    assert (free.mean(0) - prior.mu).abs().mean() < 0.03  # the DDPM sampler of the exact prior
+    assert 0.65 < (free.std(0) / prior.std).mean() < 1.1  # (0.80 measured: see the inpainting test)
+    guided = DPS(prior, op, steps=50).restore(y, 0.0, torch.Generator().manual_seed(3))
+    residual = lambda out: (op.H(out) - y).norm(dim=1).mean()  # noqa: E731
+    assert residual(guided) < 0.5 * residual(free)
+
+
+def test_budgets_and_errors():
+    prior = gaussian()
+    op = operator("sr2")
+    nested = Nested(DDNM(prior, op), inner_steps=[2, 3, 5, 10])
+    assert nested.outer_steps == 4 and nested.nfe_total == 20 and nested.inner_steps == [2, 3, 5, 10]
+    assert Nested(DDNM(prior, op), 2, 3).inner_steps == 3 and Nested(DDNM(prior, op), 2, 3).budgets == [3, 3]
+    with pytest.raises(ValueError, match="outer_steps=3"):
+        Nested(DDNM(prior, op), outer_steps=3, inner_steps=[1, 2])
+    with pytest.raises(ValueError, match=">= 1"):
+        Nested(DDNM(prior, op), inner_steps=[2, 0])
+    with pytest.raises(ValueError, match="do not fit"):
+        Nested(DiffPIR(prior, op), outer_steps=200, inner_steps=[5] * 200)
+    with pytest.raises(ValueError, match="zeta"):
+        DiffPIR(prior, op, zeta=2.0)
+    with pytest.raises(ValueError, match="eta"):
+        DDNM(prior, op, eta=-0.1)
+
+
+def test_settings_name_every_solver():
+    prior = gaussian()
+    op = operator("sr2")
+    expect = {"ddrm": DDRM, "ddnm": DDNM, "diffpir": DiffPIR, "dps": DPS}
+    for name, cls in expect.items():
+        assert type(build_solver(Settings(solver=name, steps=7).validate(), prior, op)) is cls
+        nested = build_solver(Settings(solver=f"nested-{name}").validate(), prior, op)
+        assert isinstance(nested, Nested) and type(nested.solver) is cls and nested.nfe_total == 20
+    s = Settings(solver="nested", inner=[2, 3, 5, 10]).validate()
+    assert (s.outer, s.nfe, s.anytime_steps, s.label) == (4, 20, 4, "Nested DDRM 2+3+5+10")
+    assert build_solver(s, prior, op).name == "NestedDDRM"
+    assert Settings(solver="diffpir").validate().label == "DiffPIR 20 steps"
+    built = build_solver(Settings(solver="diffpir", zeta=0.5, lam=7.0).validate(), prior, op)
+    assert (built.zeta, built.lambda_) == (0.5, 7.0)
+    with pytest.raises(UsageError, match="unknown solver 'nested-foo'"):
+        Settings(solver="nested-foo").validate()
+    with pytest.raises(UsageError, match="zeta"):
+        build_solver(Settings(solver="diffpir", zeta=3.0).validate(), prior, op)
+
+
+def test_a_nested_run_of_any_solver_steps_saves_and_resumes():
+    prior = gaussian()
+    op = operator("sr2")
+    y = op.observe(draw(prior, batch=1), 0.05, torch.Generator().manual_seed(0))
+    solver = Nested(DiffPIR(prior, op), inner_steps=[1, 2, 3])
+    whole = solver.restore(y, 0.05, make_generators([4]))
+    run = Run(solver, y, 0.05, make_generators([4]))
+    run.step()
+    state = run.state_dict()
+    assert state["plan"]["solver"] == "NestedDiffPIR"
+    resumed = Run.from_state(solver, state)
+    while not resumed.done:
+        resumed.step()
+    assert torch.allclose(resumed.latest.x0, whole, atol=1e-12)
+    with pytest.raises(ValueError, match="NestedDiffPIR"):
+        Run.from_state(Nested(DDNM(prior, op), inner_steps=[1, 2, 3]), state)
