@@ -34,7 +34,7 @@ TASKS: dict[str, str] = {
     "deblur_gauss": "deblurring, separable Gaussian blur (options sigma=2.0 pixels, zero_below=3e-2)",
 }
 
-_SEPARABLE_OPTIONS = {"zero_below"}
+_SEPARABLE_OPTIONS = {"zero_below", "zero_rule"}
 _OPTIONS: dict[str, set[str]] = {
     "sr_bicubic4": _SEPARABLE_OPTIONS,
     "sr_bicubic8": _SEPARABLE_OPTIONS,

@@ -28,6 +28,11 @@ from degradations._util import like
 from degradations.base import SVDOperator, check_divisible
 
 
+#: how `zero_below` applies: "1d" zeroes the 1-D singular values of A and B below it (DDRM's
+#: rule; products down to zero_below^2 stay measured), "product" the singular values of A kron B
+ZERO_RULES = ("1d", "product")
+
+
 class SeparableOperator(SVDOperator):
     """Y_c = A X_c B^T per channel; A (h_out, H), B (w_out, W) with h_out <= H, w_out <= W."""
 
@@ -41,6 +46,7 @@ class SeparableOperator(SVDOperator):
         A: torch.Tensor,
         B: torch.Tensor,
         zero_below: float = 0.0,
+        zero_rule: str = "product",
     ) -> None:
         self.channels, self.height, self.width = int(channels), int(height), int(width)
         A = torch.as_tensor(A, dtype=torch.float64).cpu()
@@ -51,7 +57,9 @@ class SeparableOperator(SVDOperator):
             raise ValueError(f"B must be (w_out, {self.width}) with w_out <= {self.width}, got {tuple(B.shape)}")
         if zero_below < 0:
             raise ValueError(f"zero_below must be >= 0, got {zero_below}")
-        self.zero_below = float(zero_below)
+        if zero_rule not in ZERO_RULES:
+            raise ValueError(f"zero_rule must be one of {', '.join(ZERO_RULES)}, got {zero_rule!r}")
+        self.zero_below, self.zero_rule = float(zero_below), zero_rule
         h_out, w_out = A.shape[0], B.shape[0]
         self.measurement_shape = (self.channels, h_out, w_out)
 
@@ -61,10 +69,13 @@ class SeparableOperator(SVDOperator):
         self.Ub, self.Vb = ub.to(torch.float32), vbt.T.contiguous().to(torch.float32)
 
         # ordering of the (h_out, w_out) block, built from the block itself
+        if zero_rule == "1d":  # DDRM's: zero the 1-D singular values, the products follow
+            sa, sb = (torch.where(s < self.zero_below, torch.zeros_like(s), s) for s in (sa, sb))
         block = torch.outer(sa, sb).reshape(-1)  # (K,), K = h_out * w_out
         order = torch.argsort(block, descending=True, stable=True)
         s_sorted = block[order]
-        s_sorted = torch.where(s_sorted < self.zero_below, torch.zeros_like(s_sorted), s_sorted)
+        if zero_rule == "product":
+            s_sorted = torch.where(s_sorted < self.zero_below, torch.zeros_like(s_sorted), s_sorted)
         self.order = order  # spectral position k <- block entry order[k]
         self.inv_order = torch.argsort(order)
         # m values, non-increasing, each repeated C times; those below zero_below are 0
@@ -183,10 +194,11 @@ class Deblurring(SeparableOperator):
         width: int,
         kernel_1d: torch.Tensor | Sequence[float],
         zero_below: float = 3e-2,
+        zero_rule: str = "product",
     ) -> None:
         kernel = torch.as_tensor(kernel_1d, dtype=torch.float64).reshape(-1).cpu()
         super().__init__(
-            channels, height, width, conv_matrix(kernel, height), conv_matrix(kernel, width), zero_below
+            channels, height, width, conv_matrix(kernel, height), conv_matrix(kernel, width), zero_below, zero_rule
         )
         self.kernel = kernel.to(torch.float32)
 
@@ -199,13 +211,15 @@ class BicubicSR(SeparableOperator):
     scale_factor: int = 1  # set per instance to `factor`
 
     def __init__(
-        self, channels: int, height: int, width: int, factor: int, zero_below: float = 3e-2
+        self, channels: int, height: int, width: int, factor: int, zero_below: float = 3e-2,
+        zero_rule: str = "product",
     ) -> None:
         factor = int(factor)
         if factor < 1:
             raise ValueError(f"the super-resolution factor must be >= 1, got {factor}")
         check_divisible((height, width), factor, f"bicubic super-resolution x{factor}")
         super().__init__(
-            channels, height, width, bicubic_matrix(height, factor), bicubic_matrix(width, factor), zero_below
+            channels, height, width, bicubic_matrix(height, factor), bicubic_matrix(width, factor), zero_below,
+            zero_rule,
         )
         self.scale_factor = factor

@@ -5,6 +5,7 @@ building the operator and the solver."""
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -73,8 +74,8 @@ class Settings:
         for name in ("outer", "inner", "steps"):
             if isinstance(getattr(self, name), int) and getattr(self, name) < 1:
                 raise UsageError(f"--{name} must be a positive number of steps, got {getattr(self, name)}")
-        if self.zeta is not None and self.zeta < 0:  # DiffPIR's upper bound 1 is checked by DiffPIR
-            raise UsageError(f"--zeta must be >= 0, got {self.zeta}")
+        if self.zeta is not None and not 0 <= self.zeta <= (1 if solver_parts(self.solver)[1] == "diffpir" else math.inf):
+            raise UsageError(f"--zeta must lie in [0, 1] for DiffPIR (a share of noise) and be >= 0 for DPS, got {self.zeta}")
         if self.lam is not None and self.lam <= 0:
             raise UsageError(f"--lambda must be > 0, got {self.lam}")
         for name in ("eta", "eta_b"):

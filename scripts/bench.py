@@ -3,6 +3,7 @@
     python scripts/bench.py overhead     # per task: network s/call, solver overhead s/call, ratio
     python scripts/bench.py throughput   # images per minute at batch 1 and 4, peak memory
     python scripts/bench.py engine       # what a person's run costs beyond the network
+    python scripts/bench.py peers --data heldout/   # DDRM, DiffPIR, DPS against deepinv's (pip install -e ".[bench]")
 
 overhead: every task at 256x256, DDRM (20 steps) and NestedDDRM (4 x 5), run with the bundled
 prior wrapped in a timer; overhead = wall time outside the network calls, per call. The CelebA-HQ
@@ -208,6 +209,10 @@ def engine(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["peers"]:  # its own options: see scripts/bench_peers.py
+        import bench_peers
+
+        raise SystemExit(bench_peers.main(sys.argv[2:]))
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     o = sub.add_parser("overhead")

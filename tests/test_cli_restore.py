@@ -298,6 +298,10 @@ def _errors(tmp: Path, model: Path):
         "zero outer": (["--input", img, "--outer", "0", *tiny], "--outer must be a positive"),
         "negative inner": (["--input", img, "--inner", "-2", *tiny], "--inner must be a positive"),
         "zero steps": (["--input", img, "--solver", "ddrm", "--steps", "0", *tiny], "--steps must be a positive"),
+        "unknown solver": (["--input", img, "--solver", "nested-foo", *tiny], "unknown solver 'nested-foo'"),
+        "bad inner list": (["--input", img, *tiny, "--inner", "2,x"], "comma list such as 2,3,5,10"),
+        "zero in inner list": (["--input", img, *tiny, "--inner", "2,0"], "positive numbers of calls"),
+        "diffpir zeta": (["--input", img, "--solver", "diffpir", "--zeta", "3", *tiny], "--zeta must lie in [0, 1] for DiffPIR"),
         "existing output": (["--input", img, "--out", full, *tiny], "pass --overwrite"),
         "model not found": (["--input", img, "--model", tmp / "no-such-model"], "not found"),
         "model not a model": (["--input", img, "--model", tmp / "adir"], "not a diffusers"),
@@ -337,6 +341,20 @@ def test_user_errors(case, tiny_model_dir, tmp_path, capsys):
     assert {p.name for p in tmp_path.iterdir()} == before  # nothing written
     if case == "existing output":
         assert [p.name for p in (tmp_path / "full").iterdir()] == ["x.txt"]
+
+
+@pytest.mark.parametrize("solver,extra,nfes", [
+    ("nested-ddnm", ["--inner", "1,2"], [1, 3]),
+    ("nested-diffpir", ["--outer", "2", "--inner", "2"], [2, 4]),
+    ("dps", ["--steps", "2"], [1, 2]),
+])
+def test_every_solver_from_the_command_line(solver, extra, nfes, tiny_model_dir, tmp_path, capsys):
+    img = _rgb(tmp_path / "x.png", 32, 32)
+    code, _, err = cli(["--input", img, "--out", tmp_path / "o", "--task", "sr4", "--model", tiny_model_dir,
+                        "--solver", solver, *extra, "--quiet"], capsys)
+    assert code == 0, err
+    m = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert m["solver"] == solver and [s["nfe"] for s in m["steps"]] == nfes and m["nfe_total"] == nfes[-1]
 
 
 # --------------------------------------------------------------------------- quality, bundled prior

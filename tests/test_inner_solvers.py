@@ -190,7 +190,9 @@ def test_settings_name_every_solver():
     with pytest.raises(UsageError, match="unknown solver 'nested-foo'"):
         Settings(solver="nested-foo").validate()
     with pytest.raises(UsageError, match="zeta"):
-        build_solver(Settings(solver="diffpir", zeta=3.0).validate(), prior, op)
+        Settings(solver="diffpir", zeta=3.0).validate()
+    with pytest.raises(UsageError, match="do not fit"):
+        build_solver(Settings(solver="nested-diffpir", outer=300, inner=4).validate(), prior, op)
 
 
 def test_a_nested_run_of_any_solver_steps_saves_and_resumes():

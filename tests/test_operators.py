@@ -277,6 +277,29 @@ def test_separable_singulars_are_sorted_outer_products():
     torch.testing.assert_close(op.to_image(op.H(x)), y, atol=1e-6, rtol=0)
 
 
+def test_one_d_zero_rule_zeroes_the_factors_singular_values():
+    """DDRM's rule: a_i < zero_below or b_j < zero_below zeroes a_i b_j; small products of two
+    large factors stay. Same A, B as above, threshold 0.9: b = 0.5 goes, so its column of the
+    block (2 * 0.5, 1 * 0.5) goes; 1 * 1 = 1 stays (the product rule keeps it too)."""
+    A = torch.tensor([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    B = torch.tensor([[3.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.5, 0.0]])
+    op = SeparableOperator(2, 3, 4, A, B, zero_below=0.9, zero_rule="1d").to(dtype=DT)
+    torch.testing.assert_close(op.singulars(), torch.tensor([6.0, 3.0, 2.0, 1.0, 0.0, 0.0], dtype=DT).repeat_interleave(2))
+    low = SeparableOperator(1, 3, 4, 0.1 * A, 0.1 * B, zero_below=0.05, zero_rule="1d").to(dtype=DT)
+    assert float(low.singulars().min()) == pytest.approx(0.005, rel=1e-6)  # 0.1 x 0.05 < 0.05 kept: both factors >= 0.05
+    with pytest.raises(ValueError, match="zero_rule"):
+        SeparableOperator(1, 3, 4, A, B, zero_rule="2d")
+
+
+@pytest.mark.parametrize("task", ["deblur_gauss", "deblur_uniform", "sr_bicubic4"])
+def test_one_d_rule_operator_is_consistent(task):
+    """H, H^T and H^+ of a 1-d-rule operator: adjoint pair, and H H^+ H = H."""
+    op = make_operator(task, (24, 16), 3, zero_rule="1d").to(dtype=DT)
+    x, y = rand_image(op), rand_flat(2, op.m)
+    torch.testing.assert_close((op.H(x) * y).sum(), (x * op.Ht(y)).sum(), atol=1e-9, rtol=1e-9)
+    torch.testing.assert_close(op.H(op.H_pinv(op.H(x))), op.H(x), atol=1e-5, rtol=0)  # U, V kept in float32
+
+
 # -- noisy observation ------------------------------------------------------------------------
 def test_pixel_sigma_to_model():
     assert pixel_sigma_to_model(0.05) == pytest.approx(0.1)
