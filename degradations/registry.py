@@ -30,8 +30,8 @@ TASKS: dict[str, str] = {
     "inp_random": "inpainting of random pixels (options fraction_missing=0.5, seed=0)",
     "inp_text": "inpainting of a deterministic text mask (about 18% missing)",
     "inp_mask": "inpainting with a user mask (option mask=image path or bool tensor; black = missing)",
-    "deblur_uniform": "deblurring, separable 9x9 uniform blur (option zero_below=3e-2)",
-    "deblur_gauss": "deblurring, separable Gaussian blur (options sigma=2.0 pixels, zero_below=3e-2)",
+    "deblur_uniform": "deblurring, separable 9x9 uniform blur (options zero_below=3e-2, zero_rule=1d)",
+    "deblur_gauss": "deblurring, separable Gaussian blur (options sigma=2.0 pixels, zero_below=3e-2, zero_rule=1d)",
 }
 
 _SEPARABLE_OPTIONS = {"zero_below", "zero_rule"}

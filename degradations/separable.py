@@ -9,9 +9,12 @@ has the singular values sa_i * sb_j on the (h_out, w_out) block of Z.
 Spectral ordering (B, n), n = C * H * W: the block's entries sorted by singular value, descending
 (stable sort, so ties keep the block's row-major order), channel-interleaved (spectral index
 k * C + c holds entry k of channel c; singulars() = sorted values repeated C times), then every
-coefficient outside the block (unmeasured) in (C, H, W) order. Singular values below `zero_below`
-are set to exactly zero: the operator then is the blur with those components removed, and H, H^T,
-H^+ and DDRM all see the same operator (the official code uses 3e-2 too).
+coefficient outside the block (unmeasured) in (C, H, W) order. Components are set to exactly
+zero by `zero_rule`: "1d" (default, DDRM's official rule) zeroes the 1-D singular values of A and
+B below `zero_below` (3e-2), so a_i b_j survives when both factors do, down to 9e-4; "product"
+zeroes every a_i b_j below it. The operator then is the blur with those components removed, and
+H, H^T, H^+ and the solvers all see the same operator. Measured with DDRM (README, "Deblurring:
+which components count as measured"): noiseless deblur_uniform +6.5 dB with "1d", noisy a tie.
 
 Measurements y (B, m), m = C * h_out * w_out, are the natural degraded image (C, h_out, w_out)
 flattened, values on [-1, 1]; U maps spectral measurements to it (unorder, then Ua . Ub^T).
@@ -46,7 +49,7 @@ class SeparableOperator(SVDOperator):
         A: torch.Tensor,
         B: torch.Tensor,
         zero_below: float = 0.0,
-        zero_rule: str = "product",
+        zero_rule: str = "1d",
     ) -> None:
         self.channels, self.height, self.width = int(channels), int(height), int(width)
         A = torch.as_tensor(A, dtype=torch.float64).cpu()
@@ -194,7 +197,7 @@ class Deblurring(SeparableOperator):
         width: int,
         kernel_1d: torch.Tensor | Sequence[float],
         zero_below: float = 3e-2,
-        zero_rule: str = "product",
+        zero_rule: str = "1d",
     ) -> None:
         kernel = torch.as_tensor(kernel_1d, dtype=torch.float64).reshape(-1).cpu()
         super().__init__(
@@ -212,7 +215,7 @@ class BicubicSR(SeparableOperator):
 
     def __init__(
         self, channels: int, height: int, width: int, factor: int, zero_below: float = 3e-2,
-        zero_rule: str = "product",
+        zero_rule: str = "1d",
     ) -> None:
         factor = int(factor)
         if factor < 1:

@@ -22,19 +22,23 @@ How deepinv is given the same problem:
   y) and one sampler seed shared by every method: a torch.Generator for the project's solvers,
   torch.manual_seed for deepinv's (they draw from the global generator).
 
-deepinv conventions found in its source (0.5.0) and handled or reported:
+deepinv conventions found in its source (0.5.0), and the variants that undo them:
 - DDRM: noise levels `sigmas` on [0, 1] (default linspace(1, 0, n)), so it starts at s = 2 on
   [-1, 1] (t ~ 360 here) where the project starts at t = 950; its draws are divided by sqrt(2) while
-  the denoiser is told the full level; unmeasured components start at 0, i.e. black on [0, 1];
-  singular values <= sigma_y count as unmeasured. "DDRM matched" runs deepinv's code with the
-  project's grid (t = 950 ... 0) and the sqrt(2) undone: sigmas and the physics' sigma_y times
-  sqrt(2) (so the draws and all case tests come out at the true levels) and the denoiser told
-  sigma / sqrt(2). The black start is left (at t = 950 it is 1 against a noise std of ~150).
-- DiffPIR: its time grid is the project's (999 -> 0, quadratic); its prox is argmin
-  ||Ax - y||^2 + 2 rho ||x - x0||^2 with rho = lambda sigma_y^2 / sigma_t^2, twice the project's
-  rho, and its default lambda is 7 (the project: 1): "DiffPIR matched" sets lambda = 0.5. It
-  needs sigma_y > 0 (rho = 0 gives 0/0 on unmeasured components), and it skips the data step on
-  its last call and returns the state x_0, not that call's estimate.
+  the denoiser is told the full level; unmeasured components start at 0 on [0, 1], i.e. black (the
+  project: 0 on [-1, 1], grey; this matters where the constant image has unmeasured components:
+  inpainting); singular values <= sigma_y count as unmeasured. "DDRM matched" runs deepinv's code
+  on the project's grid (t = 950 ... 0) with the sqrt(2) undone (sigmas and the physics' sigma_y
+  times sqrt(2), so draws and case tests come out at the true levels, and the denoiser told
+  sigma / sqrt(2)) and its origin moved to grey (deepinv works on x01 - 0.5, y01 - H 1 / 2).
+- DiffPIR: its time grid is the project's (999 -> 0, quadratic); it clips the x0 estimate to
+  [-1, 1] as the released code does (the project's does not: "ours DiffPIR x0 clipped" adds the
+  clip through the prior); its prox is argmin ||Ax - y||^2 + 2 rho ||x - x0||^2 with rho = lambda
+  sigma_y^2 / sigma_t^2, twice the project's rho, and its default lambda is 7 (the project: 1);
+  its DecomposablePhysics.prox_l2 loses float32 precision when rho is tiny (see deepinv_physics).
+  "DiffPIR matched": lambda = 0.5 and an exact prox. It needs sigma_y > 0 (rho = 0 gives 0 / 0),
+  and it skips the data step on its last call and returns the state x_0, not that call's estimate
+  (the released code does the same; the project applies the data step and returns x0_hat).
 - DPS: VP SDE, DDPM ancestral steps on linspace(1, 0, nfe + 1) (nfe calls; the step to t = 0 adds
   none); guidance is weight * grad ||A D(x) - y|| taken as a score term, i.e. scaled by
   s0 s1 (sigma0^2 - sigma1^2) / 2 per step on the [-1, 1] scale (about 0.5 at the start, 0.015 at
@@ -68,23 +72,31 @@ DENO_SIGMA = 0.05
 
 
 class CountingPrior:
-    """The eps-prior with a call counter (the project's solvers call it directly)."""
+    """The eps-prior with a call counter; clip_x0 returns the eps of the x0 estimate clipped to
+    [-1, 1] (what the released DiffPIR code and deepinv do, and this project's DiffPIR does not)."""
 
-    def __init__(self, prior):
-        self.prior, self.alphas_cumprod, self.calls = prior, prior.alphas_cumprod, 0
+    def __init__(self, prior, clip_x0: bool = False, counter: "CountingPrior | None" = None):
+        self.prior, self.alphas_cumprod, self.clip_x0 = prior, prior.alphas_cumprod, clip_x0
+        self.counter, self.calls = counter or self, 0
 
     def __call__(self, x_t, t):
-        self.calls += 1
-        return self.prior(x_t, t)
+        self.counter.calls += 1
+        eps = self.prior(x_t, t)
+        if not self.clip_x0:
+            return eps
+        a = self.alphas_cumprod.to(x_t.device, x_t.dtype)[t].view(-1, 1, 1, 1)
+        x0 = ((x_t - (1 - a).sqrt() * eps) / a.sqrt()).clamp(-1, 1)
+        return (x_t - a.sqrt() * x0) / (1 - a).sqrt()
 
 
 class PriorDenoiser(torch.nn.Module):
     """deepinv's denoiser interface D(x, sigma) on [0, 1] over a counted eps-prior (see the module
-    docstring); `told` is the factor between the sigma deepinv passes and the true noise std."""
+    docstring). told: the true noise std over the sigma deepinv passes; shift: deepinv's x is
+    the [0, 1] image minus shift (0.5 puts its zero at grey, the project's origin)."""
 
-    def __init__(self, counted: CountingPrior, told: float = 1.0):
+    def __init__(self, counted: CountingPrior, told: float = 1.0, shift: float = 0.0):
         super().__init__()
-        self.counted, self.told = counted, told
+        self.counted, self.told, self.shift = counted, told, shift
         a = counted.alphas_cumprod.detach().double().cpu()
         self.log_levels = ((1 - a) / a).sqrt().log()
 
@@ -93,35 +105,52 @@ class PriorDenoiser(torch.nn.Module):
         s = 2 * torch.as_tensor(sigma, dtype=torch.float64).detach().cpu().reshape(-1).expand(b) * self.told
         t = (self.log_levels[None] - s.clamp_min(1e-12).log()[:, None]).abs().argmin(dim=1)
         s = s.to(x.device, x.dtype).view(b, 1, 1, 1)
-        x_ve = 2 * x - 1
+        x_ve = 2 * (x + self.shift) - 1
         eps = self.counted(x_ve / (1 + s**2).sqrt(), t.to(x.device)).to(x.dtype)
-        return (x_ve - s * eps + 1) / 2
+        return (x_ve - s * eps + 1) / 2 - self.shift
 
 
-def deepinv_physics(dinv, op, sigma01: float):
-    """deepinv's DecomposablePhysics with the project operator's SVD, on (B, n) spectral vectors."""
+def deepinv_physics(dinv, op, sigma01: float, exact_prox: bool = False):
+    """deepinv's DecomposablePhysics with the project operator's SVD, on (B, n) spectral vectors.
+
+    exact_prox: prox_l2 computed in V's coordinates. deepinv's own forms V^T (A^T y + z / gamma)
+    and divides by s^2 + 1 / gamma: the float32 round-off of V^T A^T y on unmeasured components
+    (~1e-6 for deblur_gauss) is then multiplied by gamma (~1e8 at DiffPIR's first step)."""
     m = op.m
-    return dinv.physics.DecomposablePhysics(
-        U=lambda u: op.U(u[:, :m]), U_adjoint=lambda y: op.add_zeros(op.Ut(y)).clone(),
-        V=lambda v: op.V(v).contiguous(), V_adjoint=op.Vt, mask=op.add_zeros(op.singulars()[None]),
-        noise_model=dinv.physics.GaussianNoise(sigma=sigma01))
+
+    class Physics(dinv.physics.DecomposablePhysics):
+        def prox_l2(self, z, y, gamma, **kwargs):
+            if not exact_prox:
+                return super().prox_l2(z, y, gamma, **kwargs)
+            s = self.mask
+            return self.V((gamma * s * self.U_adjoint(y) + self.V_adjoint(z)) / (gamma * s**2 + 1))
+
+    return Physics(U=lambda u: op.U(u[:, :m]), U_adjoint=lambda y: op.add_zeros(op.Ut(y)).clone(),
+                   V=lambda v: op.V(v).contiguous(), V_adjoint=op.Vt, mask=op.add_zeros(op.singulars()[None]),
+                   noise_model=dinv.physics.GaussianNoise(sigma=sigma01))
 
 
 def methods(dinv, prior, nfe: int, device: torch.device):
-    """(library, solver, run(op, y, y01, sigma_y, seed) -> image on [-1, 1], counter) for each method."""
+    """The counter and (library, solver, run(op, y, y01, sigma_y, seed) -> image on [-1, 1])."""
     counted = CountingPrior(prior)
 
-    def ours(cls):
+    def ours(cls, clip_x0=False):
         def run(op, y, y01, sigma_y, seed):
-            return cls(counted, op, steps=nfe).restore(y, sigma_y, make_generators([seed], y.device))
+            net = CountingPrior(prior, clip_x0, counted) if clip_x0 else counted
+            return cls(net, op, steps=nfe).restore(y, sigma_y, make_generators([seed], y.device))
         return run
 
-    def theirs(make, told=1.0, noise_factor=1.0):
+    def theirs(make, told=1.0, noise_factor=1.0, shift=0.0, exact_prox=False):
         def run(op, y, y01, sigma_y, seed):
-            torch.manual_seed(seed)
-            model = make(PriorDenoiser(counted, told), sigma_y)
-            return 2 * model(y01, deepinv_physics(dinv, op, sigma_y * noise_factor)) - 1
+            torch.manual_seed(seed)  # deepinv's samplers draw from torch's global generator
+            model = make(PriorDenoiser(counted, told, shift), sigma_y)
+            physics = deepinv_physics(dinv, op, sigma_y * noise_factor, exact_prox)
+            return 2 * (model(y01 - shift * (2 * y01 - y), physics) + shift) - 1  # 2 y01 - y = H 1
         return run
+
+    def diffpir(lambda_):
+        return lambda d, s: dinv.sampling.DiffPIR(d, dinv.optim.data_fidelity.L2(), sigma=s, max_iter=nfe,
+                                                  lambda_=lambda_, device=device)
 
     schedule = NoiseSchedule(prior.alphas_cumprod)  # the project's DDRM grid, levels on [0, 1]
     r2, grid = math.sqrt(2.0), linear_times(ddrm_start(schedule.T, nfe), nfe)[:-1]
@@ -130,12 +159,11 @@ def methods(dinv, prior, nfe: int, device: torch.device):
         ("ours", "DDRM", ours(DDRM)),
         ("deepinv", "DDRM", theirs(lambda d, s: dinv.sampling.DDRM(d, sigmas=np.linspace(1, 0, nfe)))),
         ("deepinv", "DDRM matched", theirs(lambda d, s: dinv.sampling.DDRM(d, sigmas=r2 * ddrm_levels),
-                                           told=1 / r2, noise_factor=r2)),
+                                           told=1 / r2, noise_factor=r2, shift=0.5)),
         ("ours", "DiffPIR", ours(DiffPIR)),
-        ("deepinv", "DiffPIR", theirs(lambda d, s: dinv.sampling.DiffPIR(
-            d, dinv.optim.data_fidelity.L2(), sigma=s, max_iter=nfe, device=device))),
-        ("deepinv", "DiffPIR matched", theirs(lambda d, s: dinv.sampling.DiffPIR(
-            d, dinv.optim.data_fidelity.L2(), sigma=s, max_iter=nfe, lambda_=0.5, device=device))),
+        ("ours", "DiffPIR x0 clipped", ours(DiffPIR, clip_x0=True)),
+        ("deepinv", "DiffPIR", theirs(diffpir(7.0))),
+        ("deepinv", "DiffPIR matched", theirs(diffpir(0.5), exact_prox=True)),
         ("ours", "DPS", ours(DPS)),
         ("deepinv", "DPS", theirs(lambda d, s: dinv.sampling.DPS(d, num_steps=nfe + 1))),
     ]
@@ -158,7 +186,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="comma list of solver names to run (default: all)")
     parser.add_argument("--out", help="write every number to this JSON file")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     try:
         import deepinv as dinv
     except ImportError:

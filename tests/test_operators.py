@@ -77,10 +77,11 @@ def _hw(size):
     return (size, size) if isinstance(size, int) else tuple(size)
 
 
-def build(case, exact: bool = True) -> SVDOperator:
+def build(case, exact: bool = True, **extra) -> SVDOperator:
     task, size, channels, options = case
     if not exact:
         options = {k: v for k, v in options.items() if k != "zero_below"}
+    options = {**options, **extra}
     return make_operator(task, size, channels, **options).to(dtype=DT)
 
 
@@ -173,8 +174,8 @@ def test_H_matches_dense_reference(case):
 @pytest.mark.parametrize("case", [c for c in CASES if c[0].startswith(("deblur", "sr_bicubic"))],
                          ids=[i for i, c in zip(IDS, CASES) if c[0].startswith(("deblur", "sr_bicubic"))])
 def test_zero_below_removes_exactly_the_small_components(case):
-    """With the default zero_below the operator is the blur minus its zeroed spectral components."""
-    exact, truncated = build(case, exact=True), build(case, exact=False)
+    """Product rule: the operator is the blur minus its spectral components below zero_below."""
+    exact, truncated = build(case, exact=True), build(case, exact=False, zero_rule="product")
     s_exact, s_trunc = exact.singulars(), truncated.singulars()
     zeroed = (s_trunc == 0) & (s_exact > 0)
     torch.testing.assert_close(s_trunc[~zeroed], s_exact[~zeroed])
@@ -184,6 +185,34 @@ def test_zero_below_removes_exactly_the_small_components(case):
     removed = exact.V(exact.add_zeros(torch.where(zeroed, v, torch.zeros_like(v))))
     expected = reference_H(case, x) - reference_H(case, removed)
     torch.testing.assert_close(truncated.H(x), expected, atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c[0].startswith(("deblur", "sr_bicubic"))],
+                         ids=[i for i, c in zip(IDS, CASES) if c[0].startswith(("deblur", "sr_bicubic"))])
+def test_one_d_rule_is_the_product_of_truncated_factors(case):
+    """1d rule (the default): H = A' kron B' with A' = Ua diag(sa zeroed below 3e-2) Va^T (dense)."""
+    from degradations.separable import bicubic_matrix, conv_matrix, gaussian_kernel, uniform_kernel
+
+    task, size, channels, options = case
+    h, w = _hw(size)
+    if task.startswith("sr_bicubic"):
+        A, B = bicubic_matrix(h, int(task[-1])), bicubic_matrix(w, int(task[-1]))
+    else:
+        kernel = uniform_kernel(9) if task == "deblur_uniform" else gaussian_kernel(options.get("sigma", 2.0))
+        A, B = conv_matrix(kernel, h), conv_matrix(kernel, w)
+
+    def cut(M):
+        u, s, vt = torch.linalg.svd(M.double(), full_matrices=False)
+        s = torch.where(s < 3e-2, torch.zeros_like(s), s)
+        return u @ torch.diag(s) @ vt, s
+
+    (A1, sa), (B1, sb) = cut(A), cut(B)
+    op = build(case, exact=False)
+    assert op.zero_rule == "1d"
+    x = rand_image(op)
+    torch.testing.assert_close(op.to_image(op.H(x)), torch.einsum("ia,bcak,jk->bcij", A1, x, B1), atol=ATOL, rtol=0)
+    expected = torch.outer(sa, sb).flatten().sort(descending=True).values.repeat_interleave(channels)
+    torch.testing.assert_close(op.singulars(), expected, atol=1e-6, rtol=0)
 
 
 def test_deblurring_uses_every_tap_of_an_odd_kernel():
@@ -267,7 +296,7 @@ def test_singulars(case):
 def test_separable_singulars_are_sorted_outer_products():
     A = torch.tensor([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0]])  # singular values 2, 1
     B = torch.tensor([[3.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.5, 0.0]])  # 3, 1, 0.5
-    op = SeparableOperator(2, 3, 4, A, B, zero_below=0.9).to(dtype=DT)
+    op = SeparableOperator(2, 3, 4, A, B, zero_below=0.9, zero_rule="product").to(dtype=DT)
     # block (i, j) = a_i * b_j: 6, 2, 1 / 3, 1, 0.5 -> sorted 6, 3, 2, 1, 1, 0.5; 0.5 < 0.9 -> 0
     expected = torch.tensor([6.0, 3.0, 2.0, 1.0, 1.0, 0.0], dtype=DT)
     torch.testing.assert_close(op.singulars(), expected.repeat_interleave(2))
