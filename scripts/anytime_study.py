@@ -3,7 +3,7 @@
     python scripts/anytime_study.py --data heldout/ --task inp_box --size 128 --tiles 2 \
         --configs ddrm nested:5,5,5,5 nested:2,3,5,10 nested:8,6,4,2 --out study_inp_box.json
 
-A configuration is `solver[:budgets][@outer_eta]`: `ddrm` (or ddnm, diffpir, dps) runs as many
+A configuration is `solver[:budgets][@outer_eta][^outer_power]`: `ddrm` (or ddnm, diffpir, dps) runs as many
 calls as the first nested budget list sums to (20 if none); `nested:2,3,5,10` nests DDRM (or
 `nested-ddnm:...` another solver) with those inner budgets. Every configuration sees the same
 measurements and the same sampler seed per image (common random numbers), so differences are
@@ -38,13 +38,14 @@ from solvers import make_generators
 
 
 def parse_config(text: str, total: int) -> Settings:
+    text, _, power = text.partition("^")
     name, _, eta = text.partition("@")
     name, _, budgets = name.partition(":")
     if name not in SOLVER_NAMES:
         raise SystemExit(f"error: unknown solver {name!r} in {text!r}; valid: {', '.join(SOLVER_NAMES)}")
     inner = [int(b) for b in budgets.split(",")] if budgets else 5
     return Settings(solver=name, inner=inner, outer=4 if not budgets else len(inner), steps=total,
-                    ).validate(), float(eta or 0.0)
+                    ).validate(), float(eta or 0.0), float(power or 1.0)
 
 
 def load_tiles(data: Path, rels: list[str], size: int, tiles: int) -> tuple[list[str], torch.Tensor]:
@@ -67,10 +68,12 @@ def anytime_area(nfes: list[int], values: list[float], start: float, total: int)
     return (area + level * (total - last)) / total
 
 
-def run_config(settings, eta, prior, op, x, y, sigma_y, seeds, batch):
+def run_config(settings, eta, power, prior, op, x, y, sigma_y, seeds, batch):
     solver = build_solver(settings, prior, op)
     if eta:
         solver.outer_eta = eta
+    if power != 1.0:
+        solver.__init__(solver.solver, inner_steps=solver.budgets, outer_eta=eta, outer_power=power)
     curves = []  # per image: (nfes, psnr, lpips)
     for lo in range(0, len(x), batch):
         sl = slice(lo, lo + batch)
@@ -125,9 +128,9 @@ def main(argv=None) -> int:
     total = sum(budgets)
     results = {}
     for text in args.configs:
-        settings, eta = parse_config(text, total)
+        settings, eta, power = parse_config(text, total)
         print(f"{text}: {settings.label}", file=sys.stderr)
-        curves = run_config(settings, eta, prior, op, x, y, args.sigma_y, seeds, args.batch)
+        curves = run_config(settings, eta, power, prior, op, x, y, args.sigma_y, seeds, args.batch)
         results[text] = {
             "final_psnr": [c[1][-1] for c in curves], "final_lpips": [c[2][-1] for c in curves],
             "any_psnr": [anytime_area(c[0], c[1], float(start["psnr"][i]), total) for i, c in enumerate(curves)],

@@ -36,10 +36,12 @@ class Nested(Sampler):
     outer_steps: previews (default 4; with a list of budgets, its length);
     inner_steps: network calls per outer step, an int or one per outer step;
     outer_eta: DDIM's eta of the outer loop (0 = deterministic, as in the released code);
-    yield_inner: `sample` also yields the inner runs' per-call estimates (kind "inner")."""
+    yield_inner: `sample` also yields the inner runs' per-call estimates (kind "inner");
+    outer_power: spacing of the outer times, t_start ((N - j) / N)^power (1: even, the paper's)."""
 
     def __init__(self, solver: StepSolver, outer_steps: int | None = None,
-                 inner_steps: int | Sequence[int] = 5, outer_eta: float = 0.0, yield_inner: bool = False):
+                 inner_steps: int | Sequence[int] = 5, outer_eta: float = 0.0, yield_inner: bool = False,
+                 outer_power: float = 1.0):
         super().__init__(solver.prior, solver.operator)
         if isinstance(inner_steps, int):
             outer_steps = 4 if outer_steps is None else outer_steps
@@ -54,7 +56,10 @@ class Nested(Sampler):
             raise ValueError(f"outer_eta must lie in [0, 1], got {outer_eta}")
         self.solver, self.budgets = solver, budgets
         self.outer_steps, self.outer_eta, self.yield_inner = len(budgets), outer_eta, yield_inner
-        self.outer = outer_times(solver.start(self.nfe_total), self.outer_steps)
+        if outer_power <= 0:
+            raise ValueError(f"outer_power must be > 0, got {outer_power}")
+        self.outer_power = outer_power
+        self.outer = outer_times(solver.start(self.nfe_total), self.outer_steps, outer_power)
         try:
             self.inner = [solver.grid(t, n) for t, n in zip(self.outer, budgets)]
         except ValueError as error:

@@ -52,9 +52,10 @@ def linear_times(t_start: int, steps: int) -> list[int]:
     return [round(t_start * k / (steps - 1)) for k in range(steps - 1, -1, -1)] + [CLEAN]
 
 
-def outer_times(t_start: int, outer_steps: int) -> list[int]:
-    """Outer times of Nested Diffusion (Elata et al., Alg. 2): t_start, t_start (N-1)/N, ...,
-    t_start / N, evenly spaced, never 0 unless N = 1 and t_start = 0. The outer loop ends at clean."""
+def outer_times(t_start: int, outer_steps: int, power: float = 1.0) -> list[int]:
+    """Outer times of Nested Diffusion (Elata et al., Alg. 2): t_start ((N - j) / N)^power for
+    j = 0 .. N-1 (power 1: evenly spaced down to t_start / N, as in the paper; power 2: denser
+    towards clean), never 0 unless N = 1 and t_start = 0. The outer loop ends at clean."""
     if outer_steps < 1:
         raise ValueError(f"outer_steps must be >= 1, got {outer_steps}")
-    return [round(t_start * (outer_steps - j) / outer_steps) for j in range(outer_steps)]
+    return [round(t_start * ((outer_steps - j) / outer_steps) ** power) for j in range(outer_steps)]

@@ -167,6 +167,9 @@ def test_budgets_and_errors():
         Nested(DDNM(prior, op), inner_steps=[2, 0])
     with pytest.raises(ValueError, match="do not fit"):
         Nested(DiffPIR(prior, op), outer_steps=200, inner_steps=[5] * 200)
+    assert Nested(DDRM(prior, op), 4, 5, outer_power=2.0).outer == [950, 534, 238, 59]
+    with pytest.raises(ValueError, match="outer_power"):
+        Nested(DDRM(prior, op), outer_power=0.0)
     with pytest.raises(ValueError, match="zeta"):
         DiffPIR(prior, op, zeta=2.0)
     with pytest.raises(ValueError, match="eta"):
