@@ -47,6 +47,8 @@ class Settings:
     eta_b: float = 1.0
     zeta: float | None = None
     lam: float | None = None
+    outer_power: float = 2.0
+    outer_eta: float = 0.0
     seed: int = 0
     size: int | None = None
     candidates: int = 1
@@ -76,6 +78,10 @@ class Settings:
                 raise UsageError(f"--{name} must be a positive number of steps, got {getattr(self, name)}")
         if self.zeta is not None and not 0 <= self.zeta <= (1 if solver_parts(self.solver)[1] == "diffpir" else math.inf):
             raise UsageError(f"--zeta must lie in [0, 1] for DiffPIR (a share of noise) and be >= 0 for DPS, got {self.zeta}")
+        if self.outer_power <= 0:
+            raise UsageError(f"--outer-power must be > 0 (1 = the paper's even outer grid), got {self.outer_power}")
+        if not 0.0 <= self.outer_eta <= 1.0:
+            raise UsageError(f"--outer-eta must lie in [0, 1], got {self.outer_eta}")
         if self.lam is not None and self.lam <= 0:
             raise UsageError(f"--lambda must be > 0, got {self.lam}")
         for name in ("eta", "eta_b"):
@@ -159,6 +165,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--outer", type=int, help="nested solvers: outer steps (anytime previews, default 4)")
     parser.add_argument("--inner", type=parse_inner, metavar="N|N1,N2,..",
                         help="nested solvers: network calls per outer step (default 5), or one budget per outer step")
+    parser.add_argument("--outer-power", type=float, help="nested solvers: outer times t_start ((N-j)/N)^p "
+                        "(default 2: denser towards clean; 1 = the paper's even grid; README, 'Where Nested falls behind')")
+    parser.add_argument("--outer-eta", type=float, help="nested solvers: DDIM eta of the outer loop (default 0)")
     parser.add_argument("--steps", type=int, help="plain solvers: network calls (default 20)")
     parser.add_argument("--eta", type=float, help="DDRM and DDNM eta (default 0.85)")
     parser.add_argument("--eta-b", type=float, help="DDRM eta_b (default 1.0)")
@@ -259,7 +268,10 @@ def build_solver(settings: Settings, prior, operator):
     options = {k: v for k, v in options.items() if v is not None}
     try:
         solver = SOLVERS[name](prior, operator, steps=settings.steps, **options)
-        return Nested(solver, inner_steps=settings.budgets) if nested else solver
+        if not nested:
+            return solver
+        return Nested(solver, inner_steps=settings.budgets, outer_eta=settings.outer_eta,
+                      outer_power=settings.outer_power)
     except ValueError as error:
         raise UsageError(str(error).splitlines()[0]) from None
 

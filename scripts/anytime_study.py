@@ -3,7 +3,8 @@
     python scripts/anytime_study.py --data heldout/ --task inp_box --size 128 --tiles 2 \
         --configs ddrm nested:5,5,5,5 nested:2,3,5,10 nested:8,6,4,2 --out study_inp_box.json
 
-A configuration is `solver[:budgets][@outer_eta][^outer_power]`: `ddrm` (or ddnm, diffpir, dps) runs as many
+A configuration is `solver[:budgets][@outer_eta][^outer_power]` (outer_power: Nested's default,
+2, unless given; ^1 is the paper's even outer grid): `ddrm` (or ddnm, diffpir, dps) runs as many
 calls as the first nested budget list sums to (20 if none); `nested:2,3,5,10` nests DDRM (or
 `nested-ddnm:...` another solver) with those inner budgets. Every configuration sees the same
 measurements and the same sampler seed per image (common random numbers), so differences are
@@ -45,7 +46,7 @@ def parse_config(text: str, total: int) -> Settings:
         raise SystemExit(f"error: unknown solver {name!r} in {text!r}; valid: {', '.join(SOLVER_NAMES)}")
     inner = [int(b) for b in budgets.split(",")] if budgets else 5
     return Settings(solver=name, inner=inner, outer=4 if not budgets else len(inner), steps=total,
-                    ).validate(), float(eta or 0.0), float(power or 1.0)
+                    ).validate(), float(eta or 0.0), float(power) if power else None
 
 
 def load_tiles(data: Path, rels: list[str], size: int, tiles: int) -> tuple[list[str], torch.Tensor]:
@@ -70,10 +71,9 @@ def anytime_area(nfes: list[int], values: list[float], start: float, total: int)
 
 def run_config(settings, eta, power, prior, op, x, y, sigma_y, seeds, batch):
     solver = build_solver(settings, prior, op)
-    if eta:
-        solver.outer_eta = eta
-    if power != 1.0:
-        solver.__init__(solver.solver, inner_steps=solver.budgets, outer_eta=eta, outer_power=power)
+    if hasattr(solver, "budgets"):  # nested: the outer loop's options
+        solver.__init__(solver.solver, inner_steps=solver.budgets, outer_eta=eta,
+                        outer_power=solver.outer_power if power is None else power)
     curves = []  # per image: (nfes, psnr, lpips)
     for lo in range(0, len(x), batch):
         sl = slice(lo, lo + batch)

@@ -210,8 +210,11 @@ def engine(args: argparse.Namespace) -> None:
 
 def main() -> None:
     if sys.argv[1:2] == ["peers"]:  # its own options: see scripts/bench_peers.py
-        import bench_peers
+        import importlib.util  # scripts/ is off sys.path (see _paths.py): load it by its file
 
+        spec = importlib.util.spec_from_file_location("bench_peers", __file__.replace("bench.py", "bench_peers.py"))
+        bench_peers = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(bench_peers)
         raise SystemExit(bench_peers.main(sys.argv[2:]))
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)

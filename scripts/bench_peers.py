@@ -24,16 +24,17 @@ How deepinv is given the same problem:
 
 deepinv conventions found in its source (0.5.0), and the variants that undo them:
 - DDRM: noise levels `sigmas` on [0, 1] (default linspace(1, 0, n)), so it starts at s = 2 on
-  [-1, 1] (t ~ 360 here) where the project starts at t = 950; its draws are divided by sqrt(2) while
-  the denoiser is told the full level; unmeasured components start at 0 on [0, 1], i.e. black (the
-  project: 0 on [-1, 1], grey; this matters where the constant image has unmeasured components:
-  inpainting); singular values <= sigma_y count as unmeasured. "DDRM matched" runs deepinv's code
-  on the project's grid (t = 950 ... 0) with the sqrt(2) undone (sigmas and the physics' sigma_y
-  times sqrt(2), so draws and case tests come out at the true levels, and the denoiser told
-  sigma / sqrt(2)) and its origin moved to grey (deepinv works on x01 - 0.5, y01 - H 1 / 2).
+  [-1, 1] (t ~ 400) where the project starts at t = 950 (s ~ 97); its draws are divided by
+  sqrt(2) while the denoiser is told the full level; unmeasured components start at 0 on [0, 1],
+  i.e. black (the project: 0 on [-1, 1], grey; this matters where the constant image has
+  unmeasured components: inpainting); singular values <= sigma_y count as unmeasured (the project
+  keeps every s > 0 measured). "DDRM matched" runs deepinv's code on the project's grid
+  (t = 950 ... 0) with the sqrt(2) undone (sigmas and the physics' sigma_y times sqrt(2), so draws
+  and case tests come out at the true levels, and the denoiser told sigma / sqrt(2)) and its
+  origin moved to grey (deepinv works on x01 - 0.5 and y01 - H 1 / 2); the s <= sigma_y rule stays.
 - DiffPIR: its time grid is the project's (999 -> 0, quadratic); it clips the x0 estimate to
-  [-1, 1] as the released code does (the project's does not: "ours DiffPIR x0 clipped" adds the
-  clip through the prior); its prox is argmin ||Ax - y||^2 + 2 rho ||x - x0||^2 with rho = lambda
+  [-1, 1] as the released code does (so does the project's, since this comparison found the
+  missing clip cost it 1 to 3 dB); its prox is argmin ||Ax - y||^2 + 2 rho ||x - x0||^2 with rho = lambda
   sigma_y^2 / sigma_t^2, twice the project's rho, and its default lambda is 7 (the project: 1);
   its DecomposablePhysics.prox_l2 loses float32 precision when rho is tiny (see deepinv_physics).
   "DiffPIR matched": lambda = 0.5 and an exact prox. It needs sigma_y > 0 (rho = 0 gives 0 / 0),
@@ -42,7 +43,8 @@ deepinv conventions found in its source (0.5.0), and the variants that undo them
 - DPS: VP SDE, DDPM ancestral steps on linspace(1, 0, nfe + 1) (nfe calls; the step to t = 0 adds
   none); guidance is weight * grad ||A D(x) - y|| taken as a score term, i.e. scaled by
   s0 s1 (sigma0^2 - sigma1^2) / 2 per step on the [-1, 1] scale (about 0.5 at the start, 0.015 at
-  the end), against the project's constant zeta = 1: run at deepinv's default weight 1.
+  the end), against the project's constant zeta = 1; its clip [-1, 1] is applied to the denoiser's
+  [0, 1] output (so it clips nothing), the project clips x0 to [-1, 1]. Run at its defaults.
 """
 
 from __future__ import annotations
@@ -161,7 +163,6 @@ def methods(dinv, prior, nfe: int, device: torch.device):
         ("deepinv", "DDRM matched", theirs(lambda d, s: dinv.sampling.DDRM(d, sigmas=r2 * ddrm_levels),
                                            told=1 / r2, noise_factor=r2, shift=0.5)),
         ("ours", "DiffPIR", ours(DiffPIR)),
-        ("ours", "DiffPIR x0 clipped", ours(DiffPIR, clip_x0=True)),
         ("deepinv", "DiffPIR", theirs(diffpir(7.0))),
         ("deepinv", "DiffPIR matched", theirs(diffpir(0.5), exact_prox=True)),
         ("ours", "DPS", ours(DPS)),

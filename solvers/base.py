@@ -73,6 +73,8 @@ class Sampler:
 
     #: whether `sample` also yields the per-call "inner" records (Nested DDRM's option)
     yield_inner: bool = False
+    #: clip the network's x0 prediction to the data range [-1, 1] (and recompute eps from it)
+    clip_x0: bool = False
 
     def __init__(self, prior: Prior, operator):
         self.prior = prior
@@ -113,7 +115,11 @@ class Sampler:
         with torch.no_grad():
             eps = self.prior(x_t, t_batch).to(x_t.dtype)
         a = self.schedule.alpha_bar(t)
-        return eps, torch.add(x_t, eps, alpha=-((1 - a) ** 0.5)).div_(a**0.5)
+        x0 = torch.add(x_t, eps, alpha=-((1 - a) ** 0.5)).div_(a**0.5)
+        if self.clip_x0:  # as DDPM / DDIM's clip_denoised: eps then follows from the clipped x0
+            x0 = x0.clamp_(-1, 1)
+            eps = torch.add(x_t, x0, alpha=-(a**0.5)).div_((1 - a) ** 0.5)
+        return eps, x0
 
     def check(self, y: torch.Tensor, sigma_y: float) -> None:
         """Validate a measurement batch and move the operator to its device and dtype."""

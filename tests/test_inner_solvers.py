@@ -116,10 +116,17 @@ def test_diffpir_nearly_satisfies_a_noiseless_measurement():
     assert (op.H(out) - y).norm() < 0.01 * (op.H(prior.mu[None]) - y).norm()
 
 
+def unclipped(solver):
+    """DiffPIR clips x0 to [-1, 1] (its released code does); the exact Gaussian prior's x0 needs no
+    clip, and clipping its tails would bias the mean this test checks."""
+    solver.clip_x0 = False
+    return solver
+
+
 @pytest.mark.parametrize("make_solver", [
     lambda p, o: DDRM(p, o, steps=50),
     lambda p, o: DDNM(p, o, steps=50),
-    lambda p, o: DiffPIR(p, o, steps=50),
+    lambda p, o: unclipped(DiffPIR(p, o, steps=50)),
     lambda p, o: Nested(DDNM(p, o), 5, 10),
 ], ids=["ddrm", "ddnm", "diffpir", "nested-ddnm"])
 def test_mean_of_restorations_is_the_posterior_mean_for_inpainting(make_solver):
@@ -214,3 +221,16 @@ def test_a_nested_run_of_any_solver_steps_saves_and_resumes():
     assert torch.allclose(resumed.latest.x0, whole, atol=1e-12)
     with pytest.raises(ValueError, match="NestedDiffPIR"):
         Run.from_state(Nested(DDNM(prior, op), inner_steps=[1, 2, 3]), state)
+
+
+def test_clipped_prediction_keeps_x_t_consistent():
+    """clip_x0 (DiffPIR's default, as its released code): x0 in [-1, 1], eps recomputed so that
+    x_t = sqrt(a) x0 + sqrt(1 - a) eps still holds."""
+    prior = gaussian()
+    op = operator("sr2")
+    solver = DiffPIR(prior, op)
+    x_t = 3 * torch.randn(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    eps, x0 = solver.predict(x_t, 999)
+    a = solver.schedule.alpha_bar(999)
+    assert x0.abs().max() <= 1 and torch.allclose(a**0.5 * x0 + (1 - a) ** 0.5 * eps, x_t, atol=1e-10)
+    assert not DDRM(prior, op).clip_x0 and DDRM(prior, op).predict(x_t, 999)[1].abs().max() > 1

@@ -162,8 +162,10 @@ def test_invalid_arguments():
 
 
 def test_nested_times_list_every_network_call():
-    solver = NestedDDRM(gaussian(), operator("sr2"), outer_steps=2, inner_steps=3)
+    solver = NestedDDRM(gaussian(), operator("sr2"), outer_steps=2, inner_steps=3, outer_power=1.0)
     # 6 calls start where DDRM 6 starts, (1000 // 6) * 5 = 830; outer times 830 and 415
     assert solver.outer == [830, 415]
     assert solver.times == [830, 415, 0, 415, 208, 0, CLEAN]
+    # the default outer grid, power 2: 830 (2/2)^2, 830 (1/2)^2
+    assert NestedDDRM(gaussian(), operator("sr2"), outer_steps=2, inner_steps=3).outer == [830, 208]
     assert len(solver.times) - 1 == solver.nfe_total
