@@ -219,7 +219,7 @@ class Run:
     def _plan(self, solver: Sampler | None = None) -> dict:
         solver = solver or self.solver
         return {"solver": solver.name, "anytime_steps": solver.anytime_steps,
-                "nfe_total": solver.nfe_total}
+                "nfe_total": solver.nfe_total, "times": list(getattr(solver, "times", []))}
 
     def _rows_y(self) -> torch.Tensor:
         images = [b for b, _ in self.rows]

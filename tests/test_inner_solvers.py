@@ -221,6 +221,8 @@ def test_a_nested_run_of_any_solver_steps_saves_and_resumes():
     assert torch.allclose(resumed.latest.x0, whole, atol=1e-12)
     with pytest.raises(ValueError, match="NestedDiffPIR"):
         Run.from_state(Nested(DDNM(prior, op), inner_steps=[1, 2, 3]), state)
+    with pytest.raises(ValueError, match="times"):  # same solver and budgets, another outer grid
+        Run.from_state(Nested(DiffPIR(prior, op), inner_steps=[1, 2, 3], outer_power=1.0), state)
 
 
 def test_clipped_prediction_keeps_x_t_consistent():
