@@ -35,7 +35,7 @@ from restore.eval_images import find_images, image_seeds, load_batch
 from restore.metrics import compute_all
 from restore.prior import BUNDLED, load_prior
 from restore.settings import SOLVER_NAMES, Settings, build_solver, resolve_device
-from solvers import make_generators
+from solvers import Nested, make_generators
 
 
 def parse_config(text: str, total: int) -> Settings:
@@ -71,8 +71,8 @@ def anytime_area(nfes: list[int], values: list[float], start: float, total: int)
 
 def run_config(settings, eta, power, prior, op, x, y, sigma_y, seeds, batch):
     solver = build_solver(settings, prior, op)
-    if hasattr(solver, "budgets"):  # nested: the outer loop's options
-        solver.__init__(solver.solver, inner_steps=solver.budgets, outer_eta=eta,
+    if isinstance(solver, Nested):  # the outer loop's options
+        solver = Nested(solver.solver, inner_steps=solver.budgets, outer_eta=eta,
                         outer_power=solver.outer_power if power is None else power)
     curves = []  # per image: (nfes, psnr, lpips)
     for lo in range(0, len(x), batch):
