@@ -35,7 +35,7 @@ from restore.eval_images import find_images, image_seeds, load_batch
 from restore.metrics import compute_all
 from restore.prior import BUNDLED, load_prior
 from restore.settings import SOLVER_NAMES, Settings, build_solver, resolve_device
-from solvers import Nested, make_generators
+from solvers import make_generators
 
 
 def parse_config(text: str, total: int) -> Settings:
@@ -45,8 +45,9 @@ def parse_config(text: str, total: int) -> Settings:
     if name not in SOLVER_NAMES:
         raise SystemExit(f"error: unknown solver {name!r} in {text!r}; valid: {', '.join(SOLVER_NAMES)}")
     inner = [int(b) for b in budgets.split(",")] if budgets else 5
+    options = {"outer_power": float(power)} if power else {}  # else Settings' default
     return Settings(solver=name, inner=inner, outer=4 if not budgets else len(inner), steps=total,
-                    ).validate(), float(eta or 0.0), float(power) if power else None
+                    outer_eta=float(eta or 0.0), **options).validate()
 
 
 def load_tiles(data: Path, rels: list[str], size: int, tiles: int) -> tuple[list[str], torch.Tensor]:
@@ -69,11 +70,8 @@ def anytime_area(nfes: list[int], values: list[float], start: float, total: int)
     return (area + level * (total - last)) / total
 
 
-def run_config(settings, eta, power, prior, op, x, y, sigma_y, seeds, batch):
+def run_config(settings, prior, op, x, y, sigma_y, seeds, batch):
     solver = build_solver(settings, prior, op)
-    if isinstance(solver, Nested):  # the outer loop's options
-        solver = Nested(solver.solver, inner_steps=solver.budgets, outer_eta=eta,
-                        outer_power=solver.outer_power if power is None else power)
     curves = []  # per image: (nfes, psnr, lpips)
     for lo in range(0, len(x), batch):
         sl = slice(lo, lo + batch)
@@ -124,13 +122,13 @@ def main(argv=None) -> int:
     seeds = [image_seeds(args.seed, name)[1] for name in names]
     y = torch.cat([op.observe(x[i:i + 1], args.sigma_y, make_generators([obs[i]], device)) for i in range(len(x))])
     start = compute_all(op.H_pinv(y).clamp(-1, 1), x)
-    budgets = next((parse_config(c, 20)[0].budgets for c in args.configs if ":" in c), [5] * 4)
+    budgets = next((parse_config(c, 20).budgets for c in args.configs if ":" in c), [5] * 4)
     total = sum(budgets)
     results = {}
     for text in args.configs:
-        settings, eta, power = parse_config(text, total)
+        settings = parse_config(text, total)
         print(f"{text}: {settings.label}", file=sys.stderr)
-        curves = run_config(settings, eta, power, prior, op, x, y, args.sigma_y, seeds, args.batch)
+        curves = run_config(settings, prior, op, x, y, args.sigma_y, seeds, args.batch)
         results[text] = {
             "final_psnr": [c[1][-1] for c in curves], "final_lpips": [c[2][-1] for c in curves],
             "any_psnr": [anytime_area(c[0], c[1], float(start["psnr"][i]), total) for i, c in enumerate(curves)],

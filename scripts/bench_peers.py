@@ -62,6 +62,7 @@ import torch
 
 from degradations import make_operator
 from restore.eval_images import find_images, image_seeds, load_batch
+from restore.eval_solve import sync
 from restore.metrics import compute_all
 from restore.prior import BUNDLED, load_prior
 from restore.settings import resolve_device
@@ -74,21 +75,14 @@ DENO_SIGMA = 0.05
 
 
 class CountingPrior:
-    """The eps-prior with a call counter; clip_x0 returns the eps of the x0 estimate clipped to
-    [-1, 1] (what the released DiffPIR code and deepinv do, and this project's DiffPIR does not)."""
+    """The eps-prior with a call counter."""
 
-    def __init__(self, prior, clip_x0: bool = False, counter: "CountingPrior | None" = None):
-        self.prior, self.alphas_cumprod, self.clip_x0 = prior, prior.alphas_cumprod, clip_x0
-        self.counter, self.calls = counter or self, 0
+    def __init__(self, prior):
+        self.prior, self.alphas_cumprod, self.calls = prior, prior.alphas_cumprod, 0
 
     def __call__(self, x_t, t):
-        self.counter.calls += 1
-        eps = self.prior(x_t, t)
-        if not self.clip_x0:
-            return eps
-        a = self.alphas_cumprod.to(x_t.device, x_t.dtype)[t].view(-1, 1, 1, 1)
-        x0 = ((x_t - (1 - a).sqrt() * eps) / a.sqrt()).clamp(-1, 1)
-        return (x_t - a.sqrt() * x0) / (1 - a).sqrt()
+        self.calls += 1
+        return self.prior(x_t, t)
 
 
 class PriorDenoiser(torch.nn.Module):
@@ -136,10 +130,9 @@ def methods(dinv, prior, nfe: int, device: torch.device):
     """The counter and (library, solver, run(op, y, y01, sigma_y, seed) -> image on [-1, 1])."""
     counted = CountingPrior(prior)
 
-    def ours(cls, clip_x0=False):
+    def ours(cls):
         def run(op, y, y01, sigma_y, seed):
-            net = CountingPrior(prior, clip_x0, counted) if clip_x0 else counted
-            return cls(net, op, steps=nfe).restore(y, sigma_y, make_generators([seed], y.device))
+            return cls(counted, op, steps=nfe).restore(y, sigma_y, make_generators([seed], y.device))
         return run
 
     def theirs(make, told=1.0, noise_factor=1.0, shift=0.0, exact_prox=False):
@@ -168,11 +161,6 @@ def methods(dinv, prior, nfe: int, device: torch.device):
         ("ours", "DPS", ours(DPS)),
         ("deepinv", "DPS", theirs(lambda d, s: dinv.sampling.DPS(d, num_steps=nfe + 1))),
     ]
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def main(argv: list[str] | None = None) -> int:

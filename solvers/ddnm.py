@@ -45,18 +45,18 @@ class DDNM(StepSolver):
         eps, x0 = self.predict(x_t, t)
         v0, v_eps = self.operator.Vt(x0), self.operator.Vt(eps)
         sigma_n = self.schedule.sigma(t_next)
-        noise = torch.full_like(meas.s, sigma_n)  # the noise std each component gets at t_next
         if meas.sigma_0 > 0:  # DDNM+: lambda_i = min(1, sigma' s_i / sigma_0), Phi_t what is left
             lam = torch.where(meas.measured, (sigma_n * meas.s / meas.sigma_0).clamp(max=1.0),
                               torch.zeros_like(meas.s))
-            noise = (sigma_n**2 - lam.square() * meas.floor).clamp_min(0).sqrt()
+            v_hat = torch.lerp(v0, meas.y_bar, lam)
+            noise = (sigma_n**2 - lam.square() * meas.floor).clamp_min(0).sqrt()  # per component
         else:  # DDNM: the whole range space from y (Alg. 1: x0_hat = A^+ y + (I - A^+ A) x0|t)
-            lam = meas.measured.to(v0.dtype)
-        v_hat = torch.lerp(v0, meas.y_bar, lam)
+            v_hat = torch.where(meas.measured, meas.y_bar, v0)
+            noise = sigma_n
         x0_hat = self.operator.V(v_hat)
         if t_next == CLEAN:
             return x0_hat, x0_hat
         z = randn((self.operator.n,), x_t.shape[0], generator, x_t.device, x_t.dtype)
         mix = torch.add(v_eps.mul((1 - self.eta**2) ** 0.5), z, alpha=self.eta)  # sqrt(1 - eta^2) eps + eta z
-        v = torch.addcmul(v_hat, noise, mix)  # not in place: x0_hat may be a view of v_hat
+        v = v_hat + noise * mix  # not in place: x0_hat may be a view of v_hat
         return self.operator.V(v).mul_(self.schedule.alpha_bar(t_next) ** 0.5), x0_hat

@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 
 from solvers.base import Prior
-from solvers.noise import Generators
+from solvers.noise import Generators, randn
 from solvers.schedule import CLEAN
 from solvers.step import SpectralMeasurement, StepSolver
 
@@ -70,4 +70,11 @@ class DiffPIR(StepSolver):
         x0_hat = self.operator.V(torch.where(meas.measured, data, v0))
         a = self.schedule.alpha_bar(t)
         eps_hat = (x_t - a**0.5 * x0_hat) / (1 - a) ** 0.5
-        return self.renoise(x0_hat, eps_hat, t_next, self.zeta, generator), x0_hat
+        if t_next == CLEAN:
+            return x0_hat, x0_hat
+        a_next = self.schedule.alpha_bar(t_next)  # line 7: a zeta share of the noise variance fresh
+        x = torch.add(x0_hat.mul(a_next**0.5), eps_hat, alpha=((1 - a_next) * (1 - self.zeta)) ** 0.5)
+        if self.zeta > 0:
+            z = randn(x0_hat.shape[1:], x0_hat.shape[0], generator, x0_hat.device, x0_hat.dtype)
+            x.add_(z, alpha=((1 - a_next) * self.zeta) ** 0.5)
+        return x, x0_hat

@@ -150,11 +150,3 @@ class NestedDDRM(Nested):
 
         super().__init__(DDRM(prior, operator, steps=1, eta=eta, eta_b=eta_b), outer_steps,
                          inner_steps, outer_eta, yield_inner, outer_power)
-
-    @property
-    def eta(self) -> float:
-        return self.solver.eta
-
-    @property
-    def eta_b(self) -> float:
-        return self.solver.eta_b

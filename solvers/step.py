@@ -19,6 +19,7 @@ Every solver here works on `SVDOperator`s and receives the measurement once as a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 
@@ -90,9 +91,9 @@ class StepSolver(Sampler):
         return SpectralMeasurement(s, measured, u_y, y_bar, sigma_0, sigma_0**2 / safe_s.square(), y)
 
     # -- the stepwise protocol (solvers.base) --------------------------------------------------
-    @property
+    @cached_property
     def times(self) -> list[int]:
-        """The network-call times of a plain run, then CLEAN."""
+        """The network-call times of a plain run, then CLEAN (computed once, not per call)."""
         return self.grid(self.start(self.steps), self.steps)
 
     @property
@@ -119,18 +120,3 @@ class StepSolver(Sampler):
         else:
             yield Record(j + 1, x0, t, "prediction")
         return x_next
-
-    # -- shared arithmetic --------------------------------------------------------------------
-    def renoise(self, x0: torch.Tensor, eps: torch.Tensor, t_next: int, share: float,
-                generator: Generators) -> torch.Tensor:
-        """sqrt(a') x0 + sqrt(1 - a') (sqrt(1 - share) eps + sqrt(share) z): back to time t_next
-        with a `share` of the noise variance fresh (DDIM's form, Song et al. 2021 eq. 12, as
-        DiffPIR writes it; share = eta^2 in DDNM's)."""
-        a_next = self.schedule.alpha_bar(t_next)
-        if t_next == CLEAN:
-            return x0
-        x = torch.add(x0.mul(a_next**0.5), eps, alpha=((1 - a_next) * (1 - share)) ** 0.5)
-        if share > 0:
-            z = randn(x0.shape[1:], x0.shape[0], generator, x0.device, x0.dtype)
-            x.add_(z, alpha=((1 - a_next) * share) ** 0.5)
-        return x
