@@ -68,7 +68,8 @@ def restore_image(
     eta: float | None = None,
     eta_b: float | None = None,
     seed: int | None = None,
-    size: int | None = None,
+    size: int | str | None = None,
+    tile: int | None = None,
     candidates: int | None = None,
     device: str | torch.device = "auto",
     time_budget: float | None = None,
@@ -91,6 +92,9 @@ def restore_image(
     name / model id / folder / checkpoint (see restore.prior.load_prior), or a loaded prior
     (anything with `alphas_cumprod`, called as prior(x_t, t) -> eps; with `image_size` unless
     `size` is given), to reuse it across calls.
+    size: S (S x S, centre crop and resize) or "native" (the input's own size); None: native, or
+    the model's size for a model trained at one size (restore.sizing). tile: network calls on
+    tiles of this many pixels (0 never, None only when one call would not fit; restore.network).
     device: "auto" (cuda, then mps, then cpu) or a torch device name (a loaded prior's own
     device wins). time_budget: seconds of restoration time after which the latest output is kept.
     progress: a tqdm bar (network calls, latest PSNR) on stderr. quiet: no notes on stderr (they
@@ -107,7 +111,7 @@ def restore_image(
     started = time.perf_counter()
     given = dict(task=task, mask=mask, sigma_y=sigma_y, model=model if isinstance(model, (str, Path)) else None,
                  solver=solver, outer=outer, inner=inner, steps=steps, eta=eta, eta_b=eta_b, seed=seed, size=size,
-                 candidates=candidates)
+                 tile=tile, candidates=candidates)
     state = None
     if resume is not None:
         from restore.live import load_state, resume_inputs

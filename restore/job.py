@@ -2,16 +2,16 @@
 measurement taken, seeds derived. Nothing here samples, scores or writes files.
 
 Two modes:
-- simulation (default): `image` is a clean reference. It is centre-cropped and resized to the
-  restoration size (`size`, default the model's), degraded with the task's operator plus
-  `sigma_y` noise ([0, 1] pixel scale), and every output is scored against it.
+- simulation (default): `image` is a clean reference, degraded with the task's operator plus
+  `sigma_y` noise ([0, 1] pixel scale); every output is scored against it.
 - observed: `image` is the measurement itself: a low-resolution image for srN / sr_bicubicN, a
   grey image for color (a colour file is reduced to the mean of R, G, B, the operator's grey), a
-  noisy / blurred / holed full-size image for deno / deblur_* / inp_* (inp_mask with `mask`). The
-  image must be square. The restoration size is `size` or the model's when the image fits it
-  (e.g. 64x64 for sr4 with a 256 model); without `size`, an image that does not fit is restored at
-  its side times the task's factor (said in one line), which must be a multiple of 16. Metrics
-  need a `reference` (a path or a tensor, centre-cropped and resized to the restoration size).
+  noisy / blurred / holed full-size image for deno / deblur_* / inp_* (inp_mask with `mask`).
+  Metrics need a `reference` (a path or a tensor, centre-cropped to the restoration's aspect
+  ratio and resized to its size when it differs).
+The size restored at (restore.sizing) and the network's padding and tiling (restore.network) are
+decided before anything of that size is allocated, so an image too large for the memory is
+refused in one line.
 
 Randomness: `seed` is expanded (numpy SeedSequence) into an observation seed and a sampler seed;
 candidate k of a restoration draws from its own generator, seeded by `candidate_seed(sampler
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,8 +31,9 @@ from typing import Any, Union
 import numpy as np
 import torch
 
-from degradations import scale_factor
-from restore.imageio import center_crop_resize, load_image
+from restore.imageio import load_image
+from restore.network import plan_network
+from restore.sizing import Frame, crop_resize, observed_frame, pad_to, simulation_frame
 from restore.settings import Settings, UsageError, build_operator, load_config, resolve_device, resolve_model
 
 ImageLike = Union[str, Path, torch.Tensor]
@@ -43,17 +43,19 @@ ImageLike = Union[str, Path, torch.Tensor]
 class Job:
     """Everything a restoration works on. Tensors live on `device`; `observation` on the CPU.
 
-    y: the measurement (1, m); reference: the clean image (1, 3, side, side) or None;
+    y: the measurement (1, m); reference: the clean image (1, 3, h, w) at the frame's shown size,
+    or None; network: the prior as the solver calls it (padded, tiled: restore.network);
     identity: what determines the numbers (settings, model, inputs' SHA-256), to check a resume."""
 
     settings: Settings
     prior: Any
+    network: Any
     operator: Any
     y: torch.Tensor
     reference: torch.Tensor | None
     observation: torch.Tensor
     device: torch.device
-    side: int
+    frame: Frame
     mode: str
     input: str
     reference_name: str | None
@@ -117,28 +119,6 @@ def make_settings(settings: Settings | None, config: str | Path | None, override
     if values.get("mask") is not None:
         values["mask"] = str(values["mask"])
     return Settings(**values).validate()
-
-
-def observed_size(task: str, h: int, w: int, size: int | None, model_size: int, note) -> int:
-    """The restoration size for an observed (measurement) image of h x w."""
-    factor = scale_factor(task)
-    kind = "low-resolution image" if factor > 1 else "image"
-    if h != w:
-        raise UsageError(f"the observed {kind} is {w}x{h}; --observed needs a square image, crop it to a square first")
-    target = size or model_size
-    if h * factor == target:
-        return target
-    if size is not None:
-        raise UsageError(f"the observed {kind} is {w}x{h}, but {task} at --size {size} needs {size // factor}x"
-                         f"{size // factor}; drop --size to restore at {h * factor}x{h * factor}")
-    side = h * factor
-    if side % 16 or side < 16:
-        multiple = 16 // math.gcd(16, factor)
-        raise UsageError(f"the observed {kind} is {w}x{h}: restoring it at {side}x{side} is not possible, the "
-                         f"side must be a multiple of 16; crop it to a side that is a multiple of {multiple}")
-    note(f"the observed {kind} is {w}x{h}: restoring at {side}x{side}"
-         f"{f' (x{factor})' if factor > 1 else ''}, not the model's {model_size}x{model_size}")
-    return side
 
 
 @contextlib.contextmanager
@@ -205,37 +185,29 @@ def prepare_job(image: ImageLike, settings: Settings, *, observed: bool = False,
 
     prior, spec, dev = load_model(model, settings, device, tell)
     settings.model = spec
-    model_size = getattr(prior, "image_size", None) or settings.size
-    if model_size is None:
-        raise UsageError("the model does not say its image size; pass size=")
     obs_seed, sampler_seed = derive_seeds(settings.seed)
     h, w = img.shape[-2:]
+    frame = (observed_frame if observed else simulation_frame)(settings, h, w, prior, tell)
+    network = plan_network(prior, dev, settings.candidates, frame.height, frame.width, settings.tile, note=tell)
+    operator = build_operator(settings, (frame.height, frame.width)).to(dev, torch.float32)
     if observed:
-        side = observed_size(settings.task, h, w, settings.size, int(model_size), tell)
-        operator = build_operator(settings, side).to(dev, torch.float32)
         y = operator.from_image((img.mean(dim=1, keepdim=True) if settings.task == "color" else img).to(dev))
         ref = None
         if ref_img is not None:
-            ref, changed = center_crop_resize(ref_img, side)
-            if changed:
+            ref = crop_resize(ref_img, *frame.shown)
+            if ref.shape != ref_img.shape:
                 rh, rw = ref_img.shape[-2:]
-                tell(f"the reference is {rw}x{rh}: centre-cropped and resized to {side}x{side}")
+                tell(f"the reference is {rw}x{rh}: centre-cropped and resized to {frame.shown[1]}x{frame.shown[0]}")
             ref = ref.to(dev)
     else:
-        side = settings.size or int(model_size)
-        x, changed = center_crop_resize(img, side)
-        if changed:
-            whose = "--size" if settings.size else "the model's"
-            tell(f"the input is {w}x{h}: centre-cropped and resized to {side}x{side} ({whose} resolution)")
-        operator = build_operator(settings, side).to(dev, torch.float32)
-        ref = x.to(dev)
-        y = operator.observe(ref, settings.sigma_y, torch.Generator(device="cpu").manual_seed(obs_seed))
+        ref = crop_resize(img, *frame.shown).to(dev)
+        y = operator.observe(pad_to(ref, frame), settings.sigma_y, torch.Generator(device="cpu").manual_seed(obs_seed))
 
     mode = "observed" if observed else "simulation"
     identity = {"mode": mode, "input_sha256": fingerprint(image), "reference_sha256": fingerprint(reference),
                 "mask_sha256": fingerprint(settings.mask) if settings.task == "inp_mask" else None,
                 "settings": settings.as_dict()}
-    return Job(settings=settings, prior=prior, operator=operator, y=y, reference=ref,
-               observation=operator.to_image(y).clamp(-1.0, 1.0).cpu(), device=dev, side=side, mode=mode,
+    return Job(settings=settings, prior=prior, network=network, operator=operator, y=y, reference=ref,
+               observation=operator.to_image(y).clamp(-1.0, 1.0).cpu(), device=dev, frame=frame, mode=mode,
                input=describe(image), reference_name=describe(reference) if reference is not None else None,
                sampler_seed=sampler_seed, identity=identity, notes=notes)

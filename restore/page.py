@@ -79,7 +79,8 @@ class Page:
         try:
             folder.mkdir(parents=True)
             prior = self._prior(model or BUNDLED)
-            image = self._save_input(editor, folder, task, mode, int(getattr(prior, "image_size", 256)))
+            fixed = int(prior.image_size) if getattr(prior, "fixed_size", False) else None
+            image = self._save_input(editor, folder, task, mode, fixed)
             settings = Settings(task=task, sigma_y=float(sigma_y), model=model or BUNDLED, solver=solver,
                                 outer=int(outer), inner=int(inner), steps=int(steps), seed=int(seed),
                                 candidates=int(candidates),
@@ -196,9 +197,10 @@ class Page:
                 self.priors[spec] = load_prior(spec, device=resolve_device("auto"))
         return self.priors[spec]
 
-    def _save_input(self, editor, folder: Path, task: str, mode: str, size: int) -> Path:
+    def _save_input(self, editor, folder: Path, task: str, mode: str, size: int | None) -> Path:
         """The editor's image as input.png, and for inp_mask the brush strokes as mask.png (black =
-        missing), cropped and resized as the image will be."""
+        missing), cropped and resized as the image will be (to size x size for a model trained at
+        one size; the image's own size otherwise)."""
         from PIL import Image
 
         from restore.settings import UsageError
@@ -217,7 +219,7 @@ class Page:
             if not strokes.any():
                 raise UsageError("inp_mask: paint the missing parts on the image with the brush first")
             mask = Image.fromarray(np.where(strokes, 0, 255).astype(np.uint8))
-            if mode != "observed":
+            if mode != "observed" and size is not None:
                 side = min(mask.size)
                 left, top = (mask.width - side) // 2, (mask.height - side) // 2
                 mask = mask.crop((left, top, left + side, top + side))

@@ -37,7 +37,11 @@ class DiffusersPrior(torch.nn.Module):
     """An epsilon-predicting `UNet2DModel` with its noise schedule.
 
     Calls cast x_t to the network's dtype and return eps in x_t's dtype; extra output channels
-    (a learned variance) are dropped."""
+    (a learned variance) are dropped. `fixed_size`: the model was trained on aligned images of
+    `image_size` (CelebA-HQ faces, Ho et al.'s checkpoints), so restorations default to that
+    size; otherwise (the bundled prior, trained on random crops) they default to the input's own."""
+
+    fixed_size = False
 
     def __init__(self, unet, alphas_cumprod: torch.Tensor, name: str):
         super().__init__()
@@ -135,6 +139,8 @@ def load_prior(spec: str = BUNDLED, device: torch.device | str = "cpu", dtype: t
                             f"{BUNDLED!r}, 'celebahq' or a diffusers model id")
     else:
         prior = _load_hub(name, spec)
+    # CelebA-HQ and Ho et al.'s checkpoints (CelebA-HQ, LSUN, CIFAR-10): aligned images of one size
+    prior.fixed_size = prior.fixed_size or path.suffix in (".ckpt", ".pt", ".pth", ".bin") or "celeba" in name.lower()
     return prior.to(device=device, dtype=dtype) if dtype != torch.float32 else prior.to(device)
 
 

@@ -51,7 +51,7 @@ class Restoration:
         if time_budget is not None and not time_budget > 0:
             raise UsageError(f"--time-budget must be a positive number of seconds, got {time_budget}")
         self.job, self.settings = job, job.settings
-        self.solver = build_solver(job.settings, job.prior, job.operator)
+        self.solver = build_solver(job.settings, job.network, job.operator)
         if state is None:
             seeds = [candidate_seed(job.sampler_seed, k) for k in range(job.settings.candidates)]
             self.run = Run(self.solver, job.y, job.settings.sigma_y, make_generators(seeds), job.settings.candidates)
@@ -71,7 +71,7 @@ class Restoration:
         self._step_start: float | None = None
         self._tracked = 0.0
         self._scores: list[dict[str, float | None]] = []
-        self.baselines = {k: v.cpu() for k, v in compute_baselines(job.operator, job.y).items()}
+        self.baselines = {k: job.frame.view(v).cpu() for k, v in compute_baselines(job.operator, job.y).items()}
         self.baseline_scores = {k: self._score(v.to(job.device), ssim=True)[0] for k, v in self.baselines.items()}
         if job.reference is not None and state is None:
             from restore.metrics import lpips_available
@@ -113,7 +113,7 @@ class Restoration:
             self._step_start = None
         if records is None:
             return self._halt()
-        x0 = records[-1].x0.clamp(-1.0, 1.0).cpu()
+        x0 = self.job.frame.view(records[-1].x0).clamp(-1.0, 1.0).cpu()
         cands = [Candidate(k + 1, x0[r : r + 1], **self._scores[r]) for r, (_, k) in enumerate(self.run.rows)]
         step = Step(len(self.steps) + 1, records[-1].nfe, records[-1].t, self.seconds, cands, self.run.lead() + 1)
         self.steps.append(step)
@@ -186,7 +186,7 @@ class Restoration:
         if self.listener is not None:
             self.listener(record)
         if record.anytime or self.score_calls:
-            self._scores = self._score(record.x0, ssim=record.anytime)
+            self._scores = self._score(self.job.frame.view(record.x0), ssim=record.anytime)
             if self.job.reference is not None and self.score_calls:
                 for (_, k), s in zip(self.run.rows, self._scores):
                     self.per_call.append({"nfe": record.nfe, "kind": record.kind, "t": record.t,
@@ -199,7 +199,7 @@ class Restoration:
 
     def result(self) -> RestoreResult:
         """The restoration as it stands (needs at least one step)."""
-        latest = self.run.latest.x0.clamp(-1.0, 1.0).cpu()
+        latest = self.job.frame.view(self.run.latest.x0).clamp(-1.0, 1.0).cpu()
         finals = {k + 1: latest[r : r + 1] for r, (_, k) in enumerate(self.run.rows)}
         job = self.job
         result = RestoreResult(final=finals[self.run.lead() + 1], finals=finals, observation=job.observation,
@@ -220,7 +220,7 @@ class Restoration:
         return {
             "status": self.status,
             "task": s.task, "model": s.model, "solver": s.solver, "sigma_y": s.sigma_y, "seed": s.seed,
-            "image_size": job.side, "mode": job.mode, "input": job.input,
+            "image_size": list(job.frame.shown), "mode": job.mode, "input": job.input,
             "reference": job.reference_name if job.mode == "observed" else "input",
             "device": str(job.device), "settings": s.as_dict(),
             "candidates": s.candidates, "candidates_left": self.alive, "chosen": lead, "choices": choices,

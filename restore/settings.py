@@ -33,7 +33,11 @@ class Settings:
     calls) or one nested (nested-<name>, "nested" = nested-ddrm: `outer` previews of `inner`
     calls each, or one budget per outer step when `inner` is a list). eta, eta_b: DDRM's (eta
     also DDNM's); zeta (DiffPIR, DPS) and lam (DiffPIR's lambda): None = the paper's default.
-    candidates: restorations of the same measurement, each with its own noise (steerable)."""
+    candidates: restorations of the same measurement, each with its own noise (steerable).
+    size: None (the input's own size, or the model's for a model trained at one size: see
+    restore.sizing), "native" (the input's own size with any model) or S (S x S). tile: network
+    calls on tiles of this many pixels (0: never; None: only when one call would not fit the
+    memory; see restore.network)."""
 
     task: str = "sr4"
     sigma_y: float = 0.0
@@ -50,7 +54,8 @@ class Settings:
     outer_power: float = 2.0
     outer_eta: float = 0.0
     seed: int = 0
-    size: int | None = None
+    size: int | str | None = None
+    tile: int | None = None
     candidates: int = 1
 
     def validate(self) -> "Settings":
@@ -87,8 +92,12 @@ class Settings:
         for name in ("eta", "eta_b"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise UsageError(f"--{name.replace('_', '-')} must lie in [0, 1], got {getattr(self, name)}")
-        if self.size is not None and (self.size < 16 or self.size % 16):
-            raise UsageError(f"--size must be a multiple of 16 and at least 16, got {self.size}")
+        if isinstance(self.size, str) and self.size != "native":
+            self.size = parse_size(self.size)
+        if isinstance(self.size, int) and self.size < 16:
+            raise UsageError(f"--size must be at least 16 pixels, got {self.size}")
+        if self.tile is not None and self.tile < 0:
+            raise UsageError(f"--tile must be a number of pixels (0: no tiling), got {self.tile}")
         return self
 
     @property
@@ -136,6 +145,16 @@ def solver_parts(name: str) -> tuple[bool, str]:
     return base != name, base
 
 
+def parse_size(text: str) -> int | str:
+    """--size: "native" or a number of pixels."""
+    if str(text).strip().lower() == "native":
+        return "native"
+    try:
+        return int(text)
+    except ValueError:
+        raise UsageError(f"--size takes a number of pixels or 'native', got {text!r}") from None
+
+
 def parse_inner(text: str) -> int | list[int]:
     """--inner: one number of calls per outer step (5) or one per outer step (2,3,5,10)."""
     try:
@@ -174,7 +193,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--zeta", type=float, help="DiffPIR zeta (default 0.1) or DPS step size (default 1.0)")
     parser.add_argument("--lambda", dest="lam", type=float, help="DiffPIR lambda (default 1.0)")
     parser.add_argument("--seed", type=int, help="random seed (default 0)")
-    parser.add_argument("--size", type=int, help="restoration resolution (default: the model's)")
+    parser.add_argument("--size", type=parse_size, metavar="S|native",
+                        help="restore at S x S (centre crop and resize) or at the input's own size (native); default "
+                        "native, or the model's size for one trained at a single size (CelebA-HQ)")
+    parser.add_argument("--tile", type=int, metavar="PIXELS", help="call the network on overlapping tiles of this "
+                        "size (0: never; default: only when one call would not fit the memory)")
     parser.add_argument("--candidates", type=int, metavar="K",
                         help="K restorations of the same measurement, each with its own noise (default 1)")
     parser.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, ...")
@@ -244,14 +267,15 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
-def build_operator(settings: Settings, size: int, channels: int = 3):
+def build_operator(settings: Settings, size: int | tuple[int, int], channels: int = 3):
     options = {"mask": settings.mask} if settings.task == "inp_mask" else {}
     try:
         return make_operator(settings.task, size, channels=channels, **options)
     except ValueError as error:
         message = str(error).splitlines()[0]
         if settings.task == "inp_mask" and "does not match" in message:
-            message += f"; give --mask an image of {size}x{size} pixels (black = missing, white = kept)"
+            h, w = (size, size) if isinstance(size, int) else size
+            message += f"; give --mask an image of {w}x{h} pixels (black = missing, white = kept)"
         raise UsageError(message) from None
     except OSError as error:  # an unreadable mask file (PIL's UnidentifiedImageError is an OSError)
         raise UsageError(f"cannot read mask {settings.mask}: {' '.join(str(error).split())}; "

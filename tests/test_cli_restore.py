@@ -73,7 +73,8 @@ def _no_leftovers(parent: Path, before: set[str]):
 # --------------------------------------------------------------------------- simulation run
 @pytest.fixture(scope="module")
 def sim_run(tiny_model_dir, tmp_path_factory):
-    """One simulation run shared by the checks below: a 48x40 RGB input (not the model's size).
+    """One simulation run shared by the checks below: a 48x40 RGB input (not the model's size,
+    restored at its own size: the tiny model runs at any size).
     Module-scoped, so stdout / stderr are captured by hand (capsys is per test)."""
     import contextlib
     import io
@@ -94,11 +95,11 @@ def test_simulation_files(sim_run):
     names = sorted(p.name for p in out.iterdir())
     assert names == ["final.png", "latest.png", "metrics.json", "metrics.png", "observation.png", "progress.png",
                      "step_1_nfe2.png", "step_2_nfe4.png"]  # state.pt is gone once the run is complete
-    assert Image.open(out / "final.png").size == (32, 32)
-    assert Image.open(out / "observation.png").size == (8, 8)  # the 4x low-resolution measurement
+    assert Image.open(out / "final.png").size == (48, 40)  # the input's own size
+    assert Image.open(out / "observation.png").size == (12, 10)  # the 4x low-resolution measurement
     strip = Image.open(out / "progress.png")
     assert strip.width > 5 * 128 and strip.mode == "RGB"  # observation, 2 steps, final, reference
-    assert [ln for ln in stderr.splitlines() if "centre-cropped and resized to 32x32" in ln]
+    assert "centre-cropped" not in stderr
     assert "wrote" in stdout and "final PSNR" in stdout
     _no_leftovers(out.parent, {"photo.png", "out"})
 
@@ -109,7 +110,7 @@ def test_simulation_metrics_json(sim_run):
     for key in ("task", "model", "solver", "sigma_y", "seed", "image_size", "nfe_total", "wall_seconds",
                 "steps", "final", "baselines", "per_call"):
         assert key in m
-    assert (m["task"], m["solver"], m["sigma_y"], m["seed"], m["image_size"]) == ("sr4", "nested", 0.0, 0, 32)
+    assert (m["task"], m["solver"], m["sigma_y"], m["seed"], m["image_size"]) == ("sr4", "nested", 0.0, 0, [40, 48])
     assert m["nfe_total"] == 4 and m["stopped_early"] is False and m["wall_seconds"] > 0
     assert m["status"] == "complete" and m["candidates"] == 1 and m["chosen"] == 1 and m["choices"] == []
     assert [s["nfe"] for s in m["steps"]] == [2, 4]
@@ -159,10 +160,10 @@ def test_observed_with_reference_and_other_size(tiny_model_dir, tmp_path, capsys
     code, _, err = cli(["--task", "sr4", "--observed", "--input", low, "--reference", ref, "--out", tmp_path / "o",
                         "--model", tiny_model_dir, "--solver", "ddrm", "--steps", "2"], capsys)
     assert code == 0, err
-    assert "restoring at 64x64 (x4)" in err  # 16 x 4, said in one line
+    assert "the reference is 80x64: centre-cropped and resized to 64x64" in err  # 16 x 4, said in one line
     assert Image.open(tmp_path / "o" / "final.png").size == (64, 64)
     m = json.loads((tmp_path / "o" / "metrics.json").read_text())
-    assert m["image_size"] == 64 and m["final"]["psnr"] > 0 and (tmp_path / "o" / "metrics.png").exists()
+    assert m["image_size"] == [64, 64] and m["final"]["psnr"] > 0 and (tmp_path / "o" / "metrics.png").exists()
 
 
 def test_observed_color_and_inpainting_api(tiny_model_dir, tmp_path):
@@ -305,13 +306,17 @@ def _errors(tmp: Path, model: Path):
         "existing output": (["--input", img, "--out", full, *tiny], "pass --overwrite"),
         "model not found": (["--input", img, "--model", tmp / "no-such-model"], "not found"),
         "model not a model": (["--input", img, "--model", tmp / "adir"], "not a diffusers"),
-        "observed size": (["--input", _rgb(tmp / "o10.png", 10, 10), "--observed", *tiny], "multiple of 16"),
-        "observed not square": (["--input", _rgb(tmp / "o8x6.png", 8, 6), "--observed", *tiny], "square"),
+        "observed too small": (["--input", _rgb(tmp / "o3.png", 3, 3), "--observed", *tiny],
+                               "at least 16x16 pixels (an observed image of at least 4x4)"),
+        "input too small": (["--input", _rgb(tmp / "i12.png", 12, 20), "--task", "deno", *tiny], "at least 16x16"),
         "observed vs --size": (["--input", _rgb(tmp / "o4.png", 4, 4), "--observed", "--size", "32", *tiny],
                                "needs 8x8"),
         "reference without observed": (["--input", img, "--reference", img, *tiny], "only for --observed"),
         "time budget": (["--input", img, "--time-budget", "0", *tiny], "--time-budget must be a positive"),
-        "bad size": (["--input", img, "--size", "40", *tiny], "multiple of 16"),
+        "bad size": (["--input", img, "--size", "8", *tiny], "at least 16 pixels"),
+        "size not a number": (["--input", img, "--size", "big", *tiny], "--size"),
+        "tile not a multiple": (["--input", img, "--tile", "21", *tiny], "multiple of 2"),
+        "negative tile": (["--input", img, "--tile", "-1", *tiny], "--tile must be"),
         "no input flag": ([*tiny], "--input"),
         "bad config": (["--input", img, "--config", tmp / "none.yaml", *tiny], "config file"),
     }
@@ -365,7 +370,7 @@ def test_bundled_prior_beats_pseudo_inverse(tmp_path, capsys):
                         "--out", tmp_path / "o", "--quiet"], capsys)
     assert code == 0, err
     m = json.loads((tmp_path / "o" / "metrics.json").read_text())
-    assert m["nfe_total"] == 20 and m["image_size"] == 64
+    assert m["nfe_total"] == 20 and m["image_size"] == [64, 64]
     assert m["final"]["psnr"] > m["baselines"]["pinv"]["psnr"] + 0.3, m["final"]
     assert math.isfinite(m["final"]["lpips"])
 
