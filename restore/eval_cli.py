@@ -28,6 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--save-images", action="store_true", help="also write the final restorations to OUT/images/")
     parser.add_argument("--overwrite", action="store_true", help="discard an existing evaluation in OUT with other arguments")
     parser.add_argument("--limit", type=int, help="evaluate only the first N images (sorted)")
+    parser.add_argument("--skip-unreadable", action="store_true",
+                        help="go on without images that cannot be read (listed in summary.json); by default any "
+                             "unreadable image stops the run before its first network call")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or table")
     add_arguments(parser)
     return parser
@@ -42,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = EvalConfig(data=Path(args.data), out=Path(args.out),
                      solvers=tuple(s.strip() for s in args.solvers.split(",") if s.strip()), choose=args.choose,
                      batch_size=args.batch_size, save_images=args.save_images, overwrite=args.overwrite,
-                     quiet=args.quiet, limit=args.limit, device=args.device)
+                     quiet=args.quiet, limit=args.limit, skip_unreadable=args.skip_unreadable,
+                     device=args.device)
     from restore.prior import PriorNotFound
 
     try:

@@ -1,4 +1,5 @@
-"""The images of a folder evaluation: finding them, their per-image seeds, loading a batch."""
+"""The images of a folder evaluation: finding them, checking that each reads, their per-image
+seeds, loading a batch at its restoration size."""
 
 from __future__ import annotations
 
@@ -37,11 +38,35 @@ def image_seeds(seed: int, rel: str) -> tuple[int, int]:
     return _hash_seed(f"{seed}/{rel}/observation"), _hash_seed(f"{seed}/{rel}/sampler")
 
 
-def load_batch(data: Path, rels: list[str], size: int, device: torch.device) -> torch.Tensor:
-    """The images, RGB on [-1, 1], centre-cropped and resized to size x size, as one batch."""
-    from restore.imageio import center_crop_resize, load_image
+def check_images(data: Path, rels: list[str], skip: bool) -> tuple[dict[str, tuple[int, int]], list[dict[str, str]]]:
+    """Decode every image once, before any restoration: ({rel: (height, width)} of the readable
+    ones, [{"image": rel, "error": why}] of the others). Unless `skip`, any unreadable image is a
+    UsageError listing them in one line."""
+    from restore.imageio import ImageReadError, check_image
+    from restore.settings import UsageError
 
-    images = [center_crop_resize(load_image(data / rel, mode="RGB"), size)[0] for rel in rels]
+    sizes, bad = {}, []
+    for rel in rels:
+        try:
+            sizes[rel] = check_image(data / rel)
+        except ImageReadError as error:
+            why, prefix = str(error), f"cannot read image {data / rel}: "
+            bad.append({"image": rel, "error": why[len(prefix):] if why.startswith(prefix) else why})
+    if bad and not skip:
+        listed = "; ".join(f"{b['image']} ({b['error']})" for b in bad[:5])
+        more = f"; and {len(bad) - 5} more" if len(bad) > 5 else ""
+        raise UsageError(f"{len(bad)} of {len(rels)} images under {data} cannot be read: {listed}{more}; "
+                         "fix or remove them, or pass --skip-unreadable to go on without them")
+    return sizes, bad
+
+
+def load_batch(data: Path, rels: list[str], frame, device: torch.device) -> torch.Tensor:
+    """The images, RGB on [-1, 1], at the frame's shown size (centre-cropped and resized only
+    when the settings ask for one size; see restore.sizing), as one batch."""
+    from restore.imageio import load_image
+    from restore.sizing import crop_resize
+
+    images = [crop_resize(load_image(data / rel, mode="RGB"), *frame.shown) for rel in rels]
     return torch.cat(images).to(device)
 
 

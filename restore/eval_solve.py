@@ -60,14 +60,16 @@ def _best(lpips: list[float]) -> int:
 
 
 def solve_batch(solver, name: str, rels: list[str], x: torch.Tensor, y: torch.Tensor, sigma_y: float,
-                seeds: list[int], candidates: int = 1, oracle: bool = False):
+                seeds: list[int], candidates: int = 1, oracle: bool = False, view=None):
     """Restore a batch and score it at every anytime step.
 
     seeds: one sampler seed per image (candidate k draws from candidate_seed(seed, k)).
     Returns ({group: {rel: [Row]}}, finals): with oracle=False the groups `name` (and with
     K > 1 `name/meanK`, `name/bestK`) and the finals of candidate 1; with oracle=True the group
     `name/oracleK` and the finals of the chosen candidates. seconds: the solver's wall time from
-    the start of the batch (scoring and choosing excluded)."""
+    the start of the batch (scoring and choosing excluded). view: the part of the solver's images
+    that x shows (restore.sizing.Frame.view; None: all of it)."""
+    view = view or (lambda image: image)
     k_count, device = candidates, x.device
     generators = make_generators([candidate_seed(s, k) for s in seeds for k in range(k_count)])
     run = Run(solver, y, sigma_y, generators, candidates=k_count)
@@ -82,7 +84,7 @@ def solve_batch(solver, name: str, rels: list[str], x: torch.Tensor, y: torch.Te
         record = run.step()[-1]
         sync(device)
         elapsed += time.perf_counter() - start
-        scores = score(record.x0, ref)
+        scores = score(view(record.x0), ref)
         for b, rel in enumerate(rels):
             first = b * k_count  # rows are never dropped here: image b holds rows b K ... b K + K - 1
             own = {m: v[first : first + k_count] for m, v in scores.items()}
@@ -97,14 +99,16 @@ def solve_batch(solver, name: str, rels: list[str], x: torch.Tensor, y: torch.Te
                 mean = {m: [sum(v) / k_count] for m, v in own.items()}
                 rows[groups[1]][rel].append(_row(rel, groups[1], record.nfe, mean, 0, elapsed))
                 rows[groups[2]][rel].append(_row(rel, groups[2], record.nfe, own, _best(own["lpips"]), elapsed))
-    finals = record.x0[[b * k_count + picks[b] for b in range(len(rels))]]
+    finals = view(record.x0[[b * k_count + picks[b] for b in range(len(rels))]])
     return rows, finals
 
 
-def baseline_rows(operator, name: str, y: torch.Tensor, x: torch.Tensor, rels: list[str]) -> dict[str, list[Row]]:
+def baseline_rows(operator, name: str, y: torch.Tensor, x: torch.Tensor, rels: list[str],
+                  view=None) -> dict[str, list[Row]]:
     sync(x.device)
     start = time.perf_counter()
     guess = baseline(name, operator, y)
+    guess = view(guess) if view is not None else guess
     sync(x.device)
     seconds = time.perf_counter() - start
     scores = score(guess, x)

@@ -42,9 +42,7 @@ go through files in the output folder (a filesystem every node sees); rank 0 mer
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -54,10 +52,14 @@ import torch
 
 from restore.baselines import baseline_names
 from restore.distributed import Dist, init_distributed
-from restore.eval_report import Progress, plot, print_table
-from restore.eval_images import IMAGE_EXTENSIONS, find_images, image_seeds, load_batch, png_name
-from restore.eval_rows import ROW_PREFIX, Row, compact, csv_text, load_all, row_files, summarize, write_atomic
+from restore.eval_report import Progress, print_table
+from degradations import scale_factor
+from restore.eval_folder import IMAGES_DIR, Writer, merge, prepare
+from restore.eval_images import IMAGE_EXTENSIONS, check_images, find_images, image_seeds, load_batch, png_name
+from restore.eval_rows import ROW_PREFIX
 from restore.eval_solve import base_solver, baseline_rows, candidate_groups, solve_batch
+from restore.network import plan_network
+from restore.sizing import Frame, pad_to, simulation_frame
 from restore.settings import (SOLVER_NAMES, Settings, UsageError, build_operator, build_solver, resolve_device,
                               resolve_model)
 from solvers import make_generators
@@ -66,8 +68,6 @@ __all__ = ["SOLVERS", "CHOICES", "EvalConfig", "find_images", "image_seeds", "ex
 
 SOLVERS = ("nested", "ddrm")  # the default comparison; any of SOLVER_NAMES may be asked for
 CHOICES = ("none", "oracle-lpips")
-RUN_FILE, SUMMARY_FILE, PER_IMAGE_FILE, PLOT_FILE, IMAGES_DIR = (
-    "run.json", "summary.json", "per_image.csv", "anytime.png", "images")
 
 
 def expected_nfes(group: str, settings: Settings) -> list[int]:
@@ -95,6 +95,7 @@ class EvalConfig:
     overwrite: bool = False
     quiet: bool = False
     limit: int | None = None
+    skip_unreadable: bool = False
     device: str = "auto"
     images: list[str] = field(default_factory=list)  # filled by run_evaluation
 
@@ -105,86 +106,6 @@ def _identity(settings: Settings, cfg: EvalConfig) -> dict[str, Any]:
     s.pop("solver")
     return {"data": str(cfg.data.resolve()), "solvers": list(cfg.solvers), "choose": cfg.choose,
             "save_images": cfg.save_images, "settings": s}
-
-
-def _clear(out: Path) -> None:
-    for name in (RUN_FILE, SUMMARY_FILE, PER_IMAGE_FILE, PLOT_FILE):
-        (out / name).unlink(missing_ok=True)
-    for path in row_files(out):
-        path.unlink()
-    images = out / IMAGES_DIR
-    if images.is_dir():
-        for folder in images.iterdir():
-            if folder.is_dir() and folder.name.split("-")[0] in SOLVER_NAMES:
-                shutil.rmtree(folder, ignore_errors=True)
-        if not any(images.iterdir()):
-            images.rmdir()
-
-
-def _describe_changes(old: dict[str, Any], new: dict[str, Any]) -> str:
-    if not old:
-        return f"its {RUN_FILE} is missing or unreadable"
-    flat_old = {**{k: v for k, v in old.items() if k != "settings"}, **old.get("settings", {})}
-    flat_new = {**{k: v for k, v in new.items() if k != "settings"}, **new.get("settings", {})}
-    diffs = [f"{k} {flat_old.get(k)!r} -> {flat_new.get(k)!r}"
-             for k in sorted(set(flat_old) | set(flat_new)) if flat_old.get(k) != flat_new.get(k)]
-    return ", ".join(diffs) or "unreadable run.json"
-
-
-def _prepare(out: Path, identity: dict[str, Any], cfg: EvalConfig, expected: dict[str, list[int]]) -> dict:
-    """Rank 0: check or claim the output folder, drop cut groups; returns the done groups."""
-    out.mkdir(parents=True, exist_ok=True)
-    run_file = out / RUN_FILE
-    if run_file.exists() or row_files(out):
-        try:
-            old = json.loads(run_file.read_text(encoding="utf-8"))["identity"]
-        except (OSError, ValueError, KeyError, TypeError):
-            old = {}
-        if old != identity:
-            if not cfg.overwrite:
-                raise UsageError(f"{out} holds an evaluation with other arguments ({_describe_changes(old, identity)}); "
-                                 "rerun with the same arguments to resume, pass --overwrite to start again, "
-                                 "or choose another --out")
-            _clear(out)
-    write_atomic(run_file, json.dumps({"identity": identity, "command": sys.argv}, indent=2) + "\n")
-    return compact(out, expected)
-
-
-class _Writer:
-    """Appends whole (image, group) rows to this rank's row file, flushed and fsynced."""
-
-    def __init__(self, path: Path):
-        fresh = not path.exists() or path.stat().st_size == 0
-        self.file = open(path, "a", encoding="utf-8", newline="")
-        if fresh:
-            self.file.write(csv_text([], header=True))
-            self.file.flush()
-
-    def write(self, rows: list[Row]) -> None:
-        self.file.write(csv_text(rows))
-        self.file.flush()
-        os.fsync(self.file.fileno())
-
-    def close(self) -> None:
-        self.file.close()
-
-
-def _merge(out: Path, images: list[str], order: list[str], expected, settings_out: dict, title: str) -> dict:
-    done = load_all(out, expected)
-    wanted = set(images)
-    rank = {s: i for i, s in enumerate(order)}
-    groups = sorted((k for k in done if k[0] in wanted and k[1] in rank), key=lambda k: (k[0], rank[k[1]]))
-    rows = [r for k in groups for r in done[k]]
-    missing = len(images) * len(order) - len(groups)
-    write_atomic(out / PER_IMAGE_FILE, csv_text(rows, header=True))
-    summary = summarize(rows, settings_out, order)
-    if missing:
-        summary["missing_groups"] = missing
-    write_atomic(out / SUMMARY_FILE, json.dumps(summary, indent=2, allow_nan=False) + "\n")
-    tmp = out / f".{PLOT_FILE}.tmp{os.getpid()}.png"
-    plot(summary, tmp, title)
-    os.replace(tmp, out / PLOT_FILE)
-    return summary
 
 
 def run_evaluation(settings: Settings, cfg: EvalConfig, explicit_steps: bool = False) -> dict[str, Any] | None:
@@ -237,26 +158,42 @@ def run_evaluation(settings: Settings, cfg: EvalConfig, explicit_steps: bool = F
         dist.close()
 
 
+@dataclass
+class _Size:
+    """What restores the images of one frame: its operator, network and solvers."""
+
+    frame: Frame
+    operator: Any
+    solvers: dict[str, Any]
+
+
+def _frames(settings: Settings, sizes: dict[str, tuple[int, int]], prior) -> dict[str, Frame]:
+    """Each image's frame (restore.sizing; the per-image notes are the module's documented rules)."""
+    return {rel: simulation_frame(settings, h, w, prior, note=lambda line: None) for rel, (h, w) in sizes.items()}
+
+
 def _run(settings: Settings, cfg: EvalConfig, images, data: Path, out: Path, device, dist: Dist):
     from restore.prior import load_prior
 
     prior = load_prior(settings.model, device)
-    size = settings.size or prior.image_size
-    settings = replace(settings, size=size)
-    operator = build_operator(settings, size)
     oracle = cfg.choose == "oracle-lpips"
     solver_groups = {s: candidate_groups(s, settings.candidates, oracle) for s in cfg.solvers}
-    groups = [g for s in cfg.solvers for g in solver_groups[s]] + baseline_names(operator)
+    baselines = ["pinv", "bicubic"] if scale_factor(settings.task) > 1 else ["pinv"]
+    groups = [g for s in cfg.solvers for g in solver_groups[s]] + baselines
     expected = {g: expected_nfes(g, settings) for g in groups}
     identity = _identity(settings, cfg)
 
-    # rank 0 claims the folder and finds the work left; every rank gets the same plan
+    # rank 0 reads every image, claims the folder and finds the work left; every rank gets the same plan
     plan: Any = None
     if dist.rank == 0:
         try:
-            done = _prepare(out, identity, cfg, expected)
-            plan = [(rel, [g for g in groups if (rel, g) not in done]) for rel in images]
-            plan = [(rel, todo) for rel, todo in plan if todo]
+            sizes, unreadable = check_images(data, images, cfg.skip_unreadable)
+            frames = _frames(settings, sizes, prior)
+            for frame in set(frames.values()):  # refuse a size that cannot fit before the first call
+                plan_network(prior, device, cfg.batch_size * settings.candidates, frame.height, frame.width, settings.tile)
+            done = prepare(out, identity, cfg.overwrite, expected)
+            todo = [(rel, [g for g in groups if (rel, g) not in done]) for rel in images if rel in sizes]
+            plan = ([(rel, work, frames[rel]) for rel, work in todo if work], unreadable)
         except UsageError as error:
             plan = error
     plan = dist.broadcast(plan)
@@ -264,51 +201,25 @@ def _run(settings: Settings, cfg: EvalConfig, images, data: Path, out: Path, dev
         if dist.rank == 0:
             raise plan
         raise SystemExit(2)  # rank 0 says why
+    plan, unreadable = plan
+    images = [rel for rel in images if rel not in {u["image"] for u in unreadable}]
+    if unreadable and dist.rank == 0 and not cfg.quiet:
+        print(f"note: skipping {len(unreadable)} unreadable image(s): {', '.join(u['image'] for u in unreadable)}",
+              file=sys.stderr)
     mine = plan[dist.rank :: dist.world]
+    by_frame: dict[Frame, list] = {}
+    for rel, work, frame in mine:  # batched by size, largest group first
+        by_frame.setdefault(frame, []).append((rel, work))
 
-    solvers = {name: build_solver(replace(settings, solver=name), prior, operator) for name in cfg.solvers}
-    operator.to(device)
-    if mine:
-        _warm_up(prior, size, min(cfg.batch_size, len(mine)) * settings.candidates, device)
     progress = Progress(len(images), len(images) - len(plan), len(mine), dist, cfg.quiet, cfg.solvers)
-    writer = _Writer(out / f"{ROW_PREFIX}{dist.rank}.csv") if mine else None
+    writer = Writer(out / f"{ROW_PREFIX}{dist.rank}.csv") if mine else None
     try:
-        for start in range(0, len(mine), cfg.batch_size):
-            batch = mine[start : start + cfg.batch_size]
-            rels = [rel for rel, _ in batch]
-            x = load_batch(data, rels, size, device)
-            seeds = [image_seeds(settings.seed, rel) for rel in rels]
-            y = operator.observe(x, settings.sigma_y, make_generators([s[0] for s in seeds]))
-            for name in cfg.solvers:
-                # the independent runs give every group but the oracle's; the oracle's is a run of its own
-                for steered in (False, True) if oracle else (False,):
-                    wanted = [g for g in solver_groups[name] if g.endswith(f"/oracle{settings.candidates}") == steered]
-                    idx = [i for i, (_, todo) in enumerate(batch) if set(wanted) & set(todo)]
-                    if not idx:
-                        continue
-                    sub = torch.tensor(idx, device=device)
-                    rows, finals = solve_batch(solvers[name], name, [rels[i] for i in idx], x[sub], y[sub],
-                                               settings.sigma_y, [seeds[i][1] for i in idx], settings.candidates,
-                                               oracle=steered)
-                    for j, i in enumerate(idx):
-                        rel, todo = batch[i]
-                        for group in wanted:
-                            if group in todo:
-                                writer.write(rows[group][rel])
-                                progress.group_done(group, rows[group][rel][-1].psnr)
-                        if cfg.save_images and (name in todo or steered):
-                            from restore.imageio import save_image
-
-                            folder = (wanted[0] if steered else name).replace("/", "-")  # nested-oracle4
-                            save_image(finals[j : j + 1], out / IMAGES_DIR / folder / png_name(rel))
-            for group in baseline_names(operator):
-                idx = [i for i, (_, todo) in enumerate(batch) if group in todo]
-                if idx:
-                    sub = torch.tensor(idx, device=device)
-                    rows = baseline_rows(operator, group, y[sub], x[sub], [rels[i] for i in idx])
-                    for rel, group_rows in rows.items():
-                        writer.write(group_rows)
-            progress.images_done(len(batch))
+        for frame, items in sorted(by_frame.items(), key=lambda kv: -len(kv[1])):
+            size = _build(settings, cfg, prior, frame, device, min(cfg.batch_size, len(items)))
+            for start in range(0, len(items), cfg.batch_size):
+                batch = items[start : start + cfg.batch_size]
+                _evaluate_batch(settings, cfg, size, batch, data, out, device, solver_groups, writer, progress)
+                progress.images_done(len(batch))
     finally:
         if writer is not None:
             writer.close()
@@ -317,29 +228,74 @@ def _run(settings: Settings, cfg: EvalConfig, images, data: Path, out: Path, dev
     dist.barrier()
     if dist.rank != 0:
         return None
+    shapes = sorted({f"{f.shown[1]}x{f.shown[0]}" for _, _, f in plan})
     settings_out = {**identity["settings"], "solvers": list(cfg.solvers), "choose": cfg.choose,
-                    "groups": groups, "baselines": baseline_names(operator), "data": identity["data"],
+                    "groups": groups, "baselines": baselines, "data": identity["data"],
                     "ddrm_steps": settings.steps, "nested_nfe": sum(settings.budgets),
                     "batch_size": cfg.batch_size, "device": str(device), "world_size": dist.world, "limit": cfg.limit,
-                    "lpips_available": _lpips_available()}
+                    "lpips_available": _lpips_available(), "unreadable": unreadable, "sizes_restored": shapes}
     title = (f"{settings.task}, sigma_y={settings.sigma_y:g}, {len(images)} images, "
              f"{' vs '.join(cfg.solvers)}, {settings.steps} calls")
     if settings.candidates > 1:
         title += f", {settings.candidates} candidates"
-    summary = _merge(out, images, groups, expected, settings_out, title)
+    summary = merge(out, images, groups, expected, settings_out, title)
     if not cfg.quiet:
         print_table(summary, out)
     return summary
 
 
-def _warm_up(prior, size: int, batch: int, device: torch.device) -> None:
-    """One untimed network call, so that lazy initialisation (kernels, allocator, autotuning)
-    is not billed to the first image's seconds."""
+def _build(settings: Settings, cfg: EvalConfig, prior, frame: Frame, device, batch: int) -> _Size:
+    """The operator, network and solvers of one frame, and one untimed call of the network at its
+    size, so that lazy initialisation (kernels, allocator, autotuning) is not billed to the first
+    image's seconds."""
     from restore.eval_solve import sync
 
+    network = plan_network(prior, device, batch * settings.candidates, frame.height, frame.width, settings.tile)
+    operator = build_operator(settings, (frame.height, frame.width)).to(device)
+    solvers = {name: build_solver(replace(settings, solver=name), network, operator) for name in cfg.solvers}
+    rows = batch * settings.candidates
     with torch.no_grad():
-        prior(torch.zeros(batch, 3, size, size, device=device), torch.full((batch,), 500, device=device))
+        network(torch.zeros(rows, 3, frame.height, frame.width, device=device), torch.full((rows,), 500, device=device))
     sync(device)
+    return _Size(frame, operator, solvers)
+
+
+def _evaluate_batch(settings: Settings, cfg: EvalConfig, size: _Size, batch, data: Path, out: Path, device,
+                    solver_groups, writer: Writer, progress: Progress) -> None:
+    """Every solver and baseline on one batch of same-sized images; rows written as they finish."""
+    rels = [rel for rel, _ in batch]
+    x = load_batch(data, rels, size.frame, device)
+    seeds = [image_seeds(settings.seed, rel) for rel in rels]
+    y = size.operator.observe(pad_to(x, size.frame), settings.sigma_y, make_generators([s[0] for s in seeds]))
+    for name in cfg.solvers:
+        # the independent runs give every group but the oracle's; the oracle's is a run of its own
+        for steered in (False, True) if cfg.choose == "oracle-lpips" else (False,):
+            wanted = [g for g in solver_groups[name] if g.endswith(f"/oracle{settings.candidates}") == steered]
+            idx = [i for i, (_, todo) in enumerate(batch) if set(wanted) & set(todo)]
+            if not idx:
+                continue
+            sub = torch.tensor(idx, device=device)
+            rows, finals = solve_batch(size.solvers[name], name, [rels[i] for i in idx], x[sub], y[sub],
+                                       settings.sigma_y, [seeds[i][1] for i in idx], settings.candidates,
+                                       oracle=steered, view=size.frame.view)
+            for j, i in enumerate(idx):
+                rel, todo = batch[i]
+                for group in wanted:
+                    if group in todo:
+                        writer.write(rows[group][rel])
+                        progress.group_done(group, rows[group][rel][-1].psnr)
+                if cfg.save_images and (name in todo or steered):
+                    from restore.imageio import save_image
+
+                    folder = (wanted[0] if steered else name).replace("/", "-")  # nested-oracle4
+                    save_image(finals[j : j + 1], out / IMAGES_DIR / folder / png_name(rel))
+    for group in baseline_names(size.operator):
+        idx = [i for i, (_, todo) in enumerate(batch) if group in todo]
+        if idx:
+            sub = torch.tensor(idx, device=device)
+            rows = baseline_rows(size.operator, group, y[sub], x[sub], [rels[i] for i in idx], view=size.frame.view)
+            for rel, group_rows in rows.items():
+                writer.write(group_rows)
 
 
 def _lpips_available() -> bool:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from restore import evaluation
+from restore import eval_folder
 from restore.eval_cli import main
 from restore.evaluation import find_images, image_seeds
 from restore.settings import run_cli
@@ -147,7 +147,7 @@ def test_results_do_not_depend_on_batch_size(reference, image_dir, tiny_model_di
 
 def test_resume_after_interruption(reference, image_dir, tiny_model_dir, tmp_path, monkeypatch):
     calls = {"n": 0}
-    write = evaluation._Writer.write
+    write = eval_folder.Writer.write
 
     def write_then_die(self, rows):
         if calls["n"] == 9:  # mid-run, inside the second batch: killed
@@ -155,7 +155,7 @@ def test_resume_after_interruption(reference, image_dir, tiny_model_dir, tmp_pat
         calls["n"] += 1
         write(self, rows)
 
-    monkeypatch.setattr(evaluation._Writer, "write", write_then_die)
+    monkeypatch.setattr(eval_folder.Writer, "write", write_then_die)
     argv = args(image_dir, tiny_model_dir, tmp_path, "--batch-size", 2)
     assert run_cli(main, argv) == 130
     monkeypatch.undo()
