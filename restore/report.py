@@ -167,15 +167,18 @@ def write_final(result: RestoreResult, folder: Path) -> None:
 
 
 # --------------------------------------------------------------------------- figures
-def _pil(image: torch.Tensor, side: int):
-    """(1, C, h, w) on [-1, 1] -> an RGB PIL image of side x side (nearest when enlarging)."""
+def _pil(image: torch.Tensor, box: tuple[int, int]):
+    """(1, C, h, w) on [-1, 1] -> an RGB PIL image that fits in box = (width, height) with its
+    aspect ratio kept (nearest when enlarging: a low-resolution measurement shows its pixels).
+    For display only: the files of the results keep their full size."""
     from PIL import Image
 
     a = to_uint8(image[0]).permute(1, 2, 0).cpu().numpy()
     im = Image.fromarray(np.ascontiguousarray(a[..., 0] if a.shape[2] == 1 else a)).convert("RGB")
-    if im.size != (side, side):
-        enlarge = im.size[0] < side
-        im = im.resize((side, side), Image.Resampling.NEAREST if enlarge else Image.Resampling.LANCZOS)
+    scale = min(box[0] / im.width, box[1] / im.height)
+    size = (max(1, round(im.width * scale)), max(1, round(im.height * scale)))
+    if im.size != size:
+        im = im.resize(size, Image.Resampling.NEAREST if scale > 1 else Image.Resampling.LANCZOS)
     return im
 
 
@@ -188,25 +191,31 @@ def _font(px: int):
         return ImageFont.load_default()
 
 
-def _sheet(tiles: list[tuple[torch.Tensor, str]], side: int, lines: int = 2):
-    """Images in one row, each with a caption of up to `lines` lines under it."""
+def _sheet(tiles: list[tuple[torch.Tensor, str]], side: int, lines: int = 2, like: torch.Tensor | None = None):
+    """Images in one row, each scaled to fit a box whose longer side is `side` (with the aspect
+    ratio of `like`, default the first image), with a caption of up to `lines` lines under it."""
     from PIL import Image, ImageDraw
 
-    px = max(10, min(14, side // 11))
+    h, w = (tiles[0][0] if like is None else like).shape[-2:]
+    bw, bh = (side, max(1, round(side * h / w))) if w >= h else (max(1, round(side * w / h)), side)
+    px = max(10, min(14, min(bw, bh) // 11))
     font, pad, line = _font(px), 4, px + 4
-    sheet = Image.new("RGB", (len(tiles) * (side + pad) + pad, side + 2 * pad + lines * line), "white")
+    sheet = Image.new("RGB", (len(tiles) * (bw + pad) + pad, bh + 2 * pad + lines * line), "white")
     draw = ImageDraw.Draw(sheet)
     for i, (image, caption) in enumerate(tiles):
-        x = pad + i * (side + pad)
-        sheet.paste(_pil(image, side), (x, pad))
+        x = pad + i * (bw + pad)
+        im = _pil(image, (bw, bh))
+        sheet.paste(im, (x + (bw - im.width) // 2, pad + (bh - im.height) // 2))
         for j, text in enumerate(caption.split("\n")[:lines]):
             width = draw.textlength(text, font=font)
-            draw.text((x + (side - width) / 2, pad + side + 2 + j * line), text, fill="black", font=font)
+            draw.text((x + (bw - width) / 2, pad + bh + 2 + j * line), text, fill="black", font=font)
     return sheet
 
 
 def _side(image: torch.Tensor, count: int) -> int:
-    side = int(min(max(image.shape[-1], 128), 256))
+    """The display size of a tile: the image's longer side within [128, 256], smaller when a row of
+    `count` would pass 3072 pixels."""
+    side = int(min(max(max(image.shape[-2:]), 128), 256))
     return max(96, 3072 // count) if side * count > 3072 else side
 
 
@@ -227,7 +236,7 @@ def progress_strip(result: RestoreResult):
     tiles.append((result.final, f"{final}, nfe {result.metrics['nfe_total']}\n{_db(result.metrics['final']['psnr'])}"))
     if result.reference is not None:
         tiles.append((result.reference, "reference"))
-    return _sheet(tiles, _side(result.final, len(tiles)))
+    return _sheet(tiles, _side(result.final, len(tiles)), like=result.final)
 
 
 def contact_sheet(step: Step):
