@@ -79,10 +79,11 @@ def candidate_seed(sampler_seed: int, k: int) -> int:
 
 
 # --------------------------------------------------------------------------- inputs
-def as_image(image: ImageLike, what: str) -> torch.Tensor:
-    """A path or a tensor -> (1, 3, H, W) float32 cpu on [-1, 1] (grey repeated to 3 channels)."""
+def as_image(image: ImageLike, what: str, notes: list[str] | None = None) -> torch.Tensor:
+    """A path or a tensor -> (1, 3, H, W) float32 cpu on [-1, 1] (grey repeated to 3 channels);
+    what a file needed (EXIF orientation, colour profile, transparency) is said in `notes`."""
     if isinstance(image, (str, Path)):
-        return load_image(image, mode="RGB")
+        return load_image(image, mode="RGB", notes=notes)
     if not torch.is_tensor(image):
         raise UsageError(f"{what} must be an image path or a tensor, got {type(image).__name__}")
     x = image.detach()
@@ -180,8 +181,8 @@ def prepare_job(image: ImageLike, settings: Settings, *, observed: bool = False,
     if settings.solver in ("nested", "nested-ddrm") and settings.sigma_y > 0 and min(settings.budgets) < 4:
         tell(f"--inner {settings.inner} with a noisy measurement: DDRM takes y in only above its noise "
              "level, which short inner runs skip; use --inner 4 or more (README, 'Choosing the split')")
-    img = as_image(image, "input")
-    ref_img = as_image(reference, "reference") if reference is not None else None
+    img = as_image(image, "input", notes)
+    ref_img = as_image(reference, "reference", notes) if reference is not None else None
 
     prior, spec, dev = load_model(model, settings, device, tell)
     settings.model = spec

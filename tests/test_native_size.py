@@ -172,3 +172,22 @@ def test_figures_keep_the_aspect_ratio_and_files_their_size(tiny_model_dir, tmp_
     strip = Image.open(tmp_path / "o" / "progress.png")
     assert strip.height < 128 < strip.width  # 2:1 tiles of 128x64 (a square layout would be >= 128 high)
     assert r.final.shape == (1, 3, 32, 64)
+
+
+def test_a_phone_photo_comes_back_upright(tiny_model_dir, tmp_path):
+    """A JPEG stored 48 wide x 32 high with EXIF orientation 6 (rotate 90° clockwise to display)
+    is restored as displayed: 32 wide x 48 high, its red corner where a viewer shows it."""
+    import numpy as np
+    from PIL import Image
+
+    stored = np.full((32, 48, 3), 60, np.uint8)
+    stored[:8, :8] = (255, 0, 0)  # top-left as stored -> top-right as displayed
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(stored).save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    r = restore_image(tmp_path / "phone.jpg", task="deno", sigma_y=0.01, model=str(tiny_model_dir), solver="ddrm",
+                      steps=1, quiet=True, out=tmp_path / "o")
+    assert r.reference.shape == (1, 3, 48, 32) and Image.open(tmp_path / "o" / "final.png").size == (32, 48)
+    corner = r.reference[0, 0, :8, -8:].mean().item()
+    assert corner > 0.7 and r.reference[0, 0, :8, :8].mean().item() < -0.3
+    assert any("EXIF orientation" in n for n in r.notes)
