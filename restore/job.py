@@ -31,6 +31,7 @@ from typing import Any, Union
 import numpy as np
 import torch
 
+from restore.configs import describe as describe_config
 from restore.imageio import load_image
 from restore.network import plan_network
 from restore.sizing import Frame, crop_resize, observed_frame, pad_to, simulation_frame
@@ -112,11 +113,18 @@ def fingerprint(image: ImageLike | None) -> str | None:
 
 
 def make_settings(settings: Settings | None, config: str | Path | None, overrides: dict[str, Any]) -> Settings:
-    """Settings() < `settings` < a config file < the keyword arguments that are not None."""
+    """Settings() < `settings` < a config file < the keyword arguments that are not None. With
+    neither `settings` nor `config`, the measured config of the task and model fills the method
+    settings not given (restore.configs; config="none" turns that off)."""
+    from restore.configs import apply_measured
+
+    explicit = {k: v for k, v in overrides.items() if v is not None}
     values = (settings or Settings()).as_dict()
-    if config is not None:
-        values.update(load_config(config))
-    values.update({k: v for k, v in overrides.items() if v is not None})
+    if config is not None and str(config).lower() != "none":
+        values.update(load_config(config), config=str(config))
+    elif settings is None and config is None:
+        values.update(apply_measured(explicit))
+    values.update(explicit)
     if values.get("mask") is not None:
         values["mask"] = str(values["mask"])
     return Settings(**values).validate()
@@ -178,6 +186,9 @@ def prepare_job(image: ImageLike, settings: Settings, *, observed: bool = False,
         raise UsageError("--reference is only for --observed mode (in simulation mode the input is the reference)")
     if settings.mask and settings.task != "inp_mask":
         tell(f"--mask is only used by task inp_mask; ignored for {settings.task}")
+    applied = describe_config(settings)
+    if applied:
+        tell(applied)
     if settings.solver in ("nested", "nested-ddrm") and settings.sigma_y > 0 and min(settings.budgets) < 4:
         tell(f"--inner {settings.inner} with a noisy measurement: DDRM takes y in only above its noise "
              "level, which short inner runs skip; use --inner 4 or more (README, 'Choosing the split')")

@@ -69,6 +69,7 @@ class Page:
         from restore.job import prepare_job
         from restore.live import LiveFolder, run_steps
         from restore.prior import PriorNotFound
+        from restore.configs import apply_measured
         from restore.session import Cancelled, Restoration
         from restore.settings import Settings, UsageError
 
@@ -81,10 +82,10 @@ class Page:
             prior = self._prior(model or BUNDLED)
             fixed = int(prior.image_size) if getattr(prior, "fixed_size", False) else None
             image = self._save_input(editor, folder, task, mode, fixed)
-            settings = Settings(task=task, sigma_y=float(sigma_y), model=model or BUNDLED, solver=solver,
-                                outer=int(outer), inner=int(inner), steps=int(steps), seed=int(seed),
-                                candidates=int(candidates),
-                                mask=str(folder / "mask.png") if task == "inp_mask" else None).validate()
+            chosen = dict(task=task, sigma_y=float(sigma_y), model=model or BUNDLED, solver=solver, outer=int(outer),
+                          inner=int(inner), steps=int(steps), seed=int(seed), candidates=int(candidates),
+                          mask=str(folder / "mask.png") if task == "inp_mask" else None)
+            settings = Settings(**apply_measured(chosen)).validate()  # eta, outer grid: the measured ones
             job = prepare_job(image, settings, observed=mode == "observed", reference=reference, model=prior)
             session = Restoration(job, score_calls=False)  # the page shows each step's scores
         except (UsageError, ImageReadError, PriorNotFound, OSError) as error:

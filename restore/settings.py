@@ -37,7 +37,8 @@ class Settings:
     size: None (the input's own size, or the model's for a model trained at one size: see
     restore.sizing), "native" (the input's own size with any model) or S (S x S). tile: network
     calls on tiles of this many pixels (0: never; None: only when one call would not fit the
-    memory; see restore.network)."""
+    memory; see restore.network). config: the YAML file these settings came from, if any (given,
+    or the measured one of the task and model: restore.configs)."""
 
     task: str = "sr4"
     sigma_y: float = 0.0
@@ -57,6 +58,7 @@ class Settings:
     size: int | str | None = None
     tile: int | None = None
     candidates: int = 1
+    config: str | None = None
 
     def validate(self) -> "Settings":
         if self.task not in TASKS:
@@ -201,7 +203,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--candidates", type=int, metavar="K",
                         help="K restorations of the same measurement, each with its own noise (default 1)")
     parser.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, ...")
-    parser.add_argument("--config", help="YAML file of settings (see configs/); flags override it")
+    parser.add_argument("--config", help="YAML file of settings (see configs/); flags override it. Default: the "
+                        "measured configs/<task>_<model>.yaml when there is one; 'none' ignores it")
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
@@ -214,7 +217,7 @@ def load_config(path: str | Path) -> dict[str, Any]:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:
         raise UsageError(f"config {path} is not valid YAML: {str(error).splitlines()[0]}") from None
-    known = {f.name for f in fields(Settings)}
+    known = {f.name for f in fields(Settings)} - {"config"}
     unknown = sorted(set(data) - known)
     if not isinstance(data, dict) or unknown:
         raise UsageError(f"config {path} has unknown keys {unknown}; allowed: {sorted(known)}")
@@ -222,14 +225,20 @@ def load_config(path: str | Path) -> dict[str, Any]:
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
-    """Settings defaults < config file < command-line flags."""
+    """Settings defaults < config file (given, or the task's and model's measured one:
+    restore.configs) < command-line flags."""
+    from restore.configs import apply_measured
+
+    config = getattr(args, "config", None)
     values: dict[str, Any] = {}
-    if getattr(args, "config", None):
-        values.update(load_config(args.config))
+    if config and config.lower() != "none":
+        values.update(load_config(config), config=str(config))
     for f in fields(Settings):
         flag = getattr(args, f.name, None)
-        if flag is not None:
+        if flag is not None and f.name != "config":
             values[f.name] = flag
+    if not config:
+        values = apply_measured(values)
     return Settings(**values).validate()
 
 

@@ -1,0 +1,60 @@
+"""The measured settings of a (task, model) pair, applied by default.
+
+configs/<task>_<model>.yaml holds the best settings measured for that pair (configs/README.md).
+When no --config is given, its method settings (the solver and its hyperparameters) fill every
+key the person did not set; the problem itself (task, model, sigma_y, mask, size, seed,
+candidates) is never taken from it. A config for another solver than the one asked for is not
+applied. `--config none` turns this off; the settings record which file was applied (`config`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+METHOD_KEYS = ("solver", "outer", "inner", "steps", "eta", "eta_b", "zeta", "lam", "outer_power", "outer_eta")
+
+
+def measured_config(task: str, model: str) -> Path | None:
+    """configs/<task>_<model name>.yaml when it exists."""
+    from restore.settings import CONFIG_DIR
+
+    path = CONFIG_DIR / f"{task}_{Path(str(model)).name}.yaml"
+    return path if path.is_file() else None
+
+
+def apply_measured(explicit: dict[str, Any]) -> dict[str, Any]:
+    """`explicit` (the keys a person set) completed by the measured config of its (task, model),
+    if there is one (see the module docstring)."""
+    from restore.settings import Settings, load_config, resolve_model
+
+    task = explicit.get("task") or Settings.task
+    path = measured_config(task, resolve_model(explicit.get("model"), quiet=True))
+    if path is None:
+        return explicit
+    measured = load_config(path)
+    if explicit.get("solver", measured.get("solver", Settings.solver)) != measured.get("solver", Settings.solver):
+        return explicit
+    filled = {k: measured[k] for k in METHOD_KEYS if k in measured and explicit.get(k) is None}
+    return {**explicit, **filled, "config": _shown(path)}
+
+
+def describe(settings) -> str | None:
+    """The one-line note of an applied config: which file, and what it changed from the defaults."""
+    from restore.settings import Settings, load_config
+
+    if not settings.config:
+        return None
+    measured = load_config(settings.config)
+    changed = [f"{k} {measured[k]}" for k in METHOD_KEYS
+               if k in measured and getattr(settings, k) == measured[k] != getattr(Settings, k)]
+    what = f": {', '.join(changed)}" if changed else ""
+    return f"settings from {settings.config}{what} (flags override them; --config none ignores the file)"
+
+
+def _shown(path: Path) -> str:
+    from restore.prior import REPO_ROOT
+
+    try:
+        return str(path.relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
