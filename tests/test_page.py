@@ -27,7 +27,10 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--
 
 
 class SlowPrior:
-    """A prior whose every network call takes at least `delay` seconds."""
+    """A prior whose every network call takes at least `delay` seconds. Marked as trained at one
+    size (as CelebA-HQ's), so the page restores the 256x256 example at the tiny model's 32x32."""
+
+    fixed_size = True
 
     def __init__(self, prior, delay: float):
         self.prior, self.delay = prior, delay
