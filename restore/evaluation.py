@@ -214,8 +214,8 @@ def _run(settings: Settings, cfg: EvalConfig, images, data: Path, out: Path, dev
     progress = Progress(len(images), len(images) - len(plan), len(mine), dist, cfg.quiet, cfg.solvers)
     writer = Writer(out / f"{ROW_PREFIX}{dist.rank}.csv") if mine else None
     try:
-        for frame, items in sorted(by_frame.items(), key=lambda kv: -len(kv[1])):
-            size = _build(settings, cfg, prior, frame, device, min(cfg.batch_size, len(items)))
+        for n, (frame, items) in enumerate(sorted(by_frame.items(), key=lambda kv: -len(kv[1]))):
+            size = _build(settings, cfg, prior, frame, device, min(cfg.batch_size, len(items)), warm_up=n == 0)
             for start in range(0, len(items), cfg.batch_size):
                 batch = items[start : start + cfg.batch_size]
                 _evaluate_batch(settings, cfg, size, batch, data, out, device, solver_groups, writer, progress)
@@ -244,19 +244,20 @@ def _run(settings: Settings, cfg: EvalConfig, images, data: Path, out: Path, dev
     return summary
 
 
-def _build(settings: Settings, cfg: EvalConfig, prior, frame: Frame, device, batch: int) -> _Size:
-    """The operator, network and solvers of one frame, and one untimed call of the network at its
-    size, so that lazy initialisation (kernels, allocator, autotuning) is not billed to the first
-    image's seconds."""
+def _build(settings: Settings, cfg: EvalConfig, prior, frame: Frame, device, batch: int, warm_up: bool) -> _Size:
+    """The operator, network and solvers of one frame; with `warm_up`, one untimed call of the
+    network at its size, so that lazy initialisation (kernels, allocator, autotuning) is not
+    billed to the first image's seconds."""
     from restore.eval_solve import sync
 
     network = plan_network(prior, device, batch * settings.candidates, frame.height, frame.width, settings.tile)
     operator = build_operator(settings, (frame.height, frame.width)).to(device)
     solvers = {name: build_solver(replace(settings, solver=name), network, operator) for name in cfg.solvers}
     rows = batch * settings.candidates
-    with torch.no_grad():
-        network(torch.zeros(rows, 3, frame.height, frame.width, device=device), torch.full((rows,), 500, device=device))
-    sync(device)
+    if warm_up:
+        with torch.no_grad():
+            network(torch.zeros(rows, 3, frame.height, frame.width, device=device), torch.full((rows,), 500, device=device))
+        sync(device)
     return _Size(frame, operator, solvers)
 
 
