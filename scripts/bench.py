@@ -4,6 +4,7 @@
     python scripts/bench.py throughput   # images per minute at batch 1 and 4, peak memory
     python scripts/bench.py engine       # what a person's run costs beyond the network
     python scripts/bench.py peers --data heldout/   # DDRM, DiffPIR, DPS against deepinv's (pip install -e ".[bench]")
+    python scripts/bench.py gpu          # CUDA: CelebA-HQ U-Net, fp32/bf16/fp16 x compile x batch (scripts/bench_gpu.py)
 
 overhead: every task at 256x256, DDRM (20 steps) and NestedDDRM (4 x 5), run with the bundled
 prior wrapped in a timer; overhead = wall time outside the network calls, per call. The CelebA-HQ
@@ -209,13 +210,14 @@ def engine(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    if sys.argv[1:2] == ["peers"]:  # its own options: see scripts/bench_peers.py
+    if sys.argv[1:2] in (["peers"], ["gpu"]):  # their own options: see scripts/bench_peers.py, bench_gpu.py
         import importlib.util  # scripts/ is off sys.path (see _paths.py): load it by its file
 
-        spec = importlib.util.spec_from_file_location("bench_peers", __file__.replace("bench.py", "bench_peers.py"))
-        bench_peers = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(bench_peers)
-        raise SystemExit(bench_peers.main(sys.argv[2:]))
+        name = f"bench_{sys.argv[1]}"
+        spec = importlib.util.spec_from_file_location(name, __file__.replace("bench.py", f"{name}.py"))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        raise SystemExit(module.main(sys.argv[2:]))
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     o = sub.add_parser("overhead")
