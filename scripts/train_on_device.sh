@@ -12,8 +12,9 @@
 #   run(command="bash scripts/train_on_device.sh 8", carry=[".train/photos.npz", ".whl"], timeout_s=600)
 #
 # Usage: scripts/train_on_device.sh [MINUTES] [more `train_prior.py train` options, which win]
-# Defaults: --attention --size 256 --batch 32. A CPU smoke test of the whole path:
+# Defaults: --attention --size 256 --batch 32, a checkpoint every 3 minutes. A CPU smoke test of the whole path:
 #   OUT=/tmp/smoke bash scripts/train_on_device.sh 1 --size 64 --channels 16,32,32,64 --batch 4 --device cpu
+# Continuing the bundled (attention-free) model instead: ... 8 --no-attention --init data/models/natural-ddpm
 #
 # Results go to $OUT (the device tool's return folder; here .train/device-out): train.log,
 # loss.csv, and the model folder as model.tar split in 15 MB parts (the tool returns files of
@@ -40,12 +41,19 @@ if ! "$PY" -c "import diffusers" 2>/dev/null; then
     export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 fi
 mkdir -p "$DEST"
+pack() {  # on every exit, so that a run cut short still returns what it has
+    if [ -d "$RUN/model" ]; then
+        cp "$RUN/loss.csv" "$DEST/" 2>/dev/null || true
+        rm -f "$DEST"/model.tar.part-*
+        tar -C "$RUN" -cf - model | split -b 15M -d - "$DEST/model.tar.part-"
+        ls -l "$DEST" "$RUN/model"
+    fi
+}
+trap pack EXIT
+trap 'exit 143' TERM INT
+case " $* " in *" --resume "*) ;; *) rm -rf "$RUN" ;; esac  # a fresh run unless --resume
 export PYTHONUNBUFFERED=1 TQDM_MININTERVAL=15
 "$PY" -c "import torch, diffusers; print('torch', torch.__version__, 'diffusers', diffusers.__version__,
       'cuda', torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none')" | tee "$DEST/train.log"
 "$PY" scripts/train_prior.py train --data "$DATA" --out "$RUN" --minutes "$MINUTES" \
-    --attention --size 256 --batch 32 --checkpoint-minutes 1000 "$@" 2>&1 | tee -a "$DEST/train.log"
-cp "$RUN/loss.csv" "$DEST/"
-rm -f "$DEST"/model.tar.part-*
-tar -C "$RUN" -cf - model | split -b 15M -d - "$DEST/model.tar.part-"
-ls -l "$DEST" "$RUN/model"
+    --attention --size 256 --batch 32 --checkpoint-minutes 3 "$@" 2>&1 | tee -a "$DEST/train.log"
