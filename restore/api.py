@@ -70,6 +70,8 @@ def restore_image(
     seed: int | None = None,
     size: int | str | None = None,
     tile: int | None = None,
+    precision: str | None = None,
+    compile: bool | None = None,
     candidates: int | None = None,
     device: str | torch.device = "auto",
     time_budget: float | None = None,
@@ -95,6 +97,8 @@ def restore_image(
     size: S (S x S, centre crop and resize) or "native" (the input's own size); None: native, or
     the model's size for a model trained at one size (restore.sizing). tile: network calls on
     tiles of this many pixels (0 never, None only when one call would not fit; restore.network).
+    precision: "fp32" (default), "bf16" or "fp16" for the network's arithmetic (the solver stays
+    fp32); compile: torch.compile the network (restore.precision).
     device: "auto" (cuda, then mps, then cpu) or a torch device name (a loaded prior's own
     device wins). time_budget: seconds of restoration time after which the latest output is kept.
     progress: a tqdm bar (network calls, latest PSNR) on stderr. quiet: no notes on stderr (they
@@ -111,7 +115,7 @@ def restore_image(
     started = time.perf_counter()
     given = dict(task=task, mask=mask, sigma_y=sigma_y, model=model if isinstance(model, (str, Path)) else None,
                  solver=solver, outer=outer, inner=inner, steps=steps, eta=eta, eta_b=eta_b, seed=seed, size=size,
-                 tile=tile, candidates=candidates)
+                 tile=tile, precision=precision, compile=compile, candidates=candidates)
     state = None
     if resume is not None:
         from restore.live import load_state, resume_inputs

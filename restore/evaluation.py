@@ -58,6 +58,7 @@ from restore.eval_folder import IMAGES_DIR, Writer, merge, prepare
 from restore.eval_images import IMAGE_EXTENSIONS, check_images, find_images, image_seeds, load_batch, png_name
 from restore.eval_rows import ROW_PREFIX
 from restore.eval_solve import base_solver, baseline_rows, candidate_groups, solve_batch
+from restore.job import configure
 from restore.network import plan_network
 from restore.sizing import Frame, pad_to, simulation_frame
 from restore.settings import (SOLVER_NAMES, Settings, UsageError, build_operator, build_solver, resolve_device,
@@ -175,7 +176,8 @@ def _frames(settings: Settings, sizes: dict[str, tuple[int, int]], prior) -> dic
 def _run(settings: Settings, cfg: EvalConfig, images, data: Path, out: Path, device, dist: Dist):
     from restore.prior import load_prior
 
-    prior = load_prior(settings.model, device)
+    say = (lambda line: None) if cfg.quiet or dist.rank else (lambda line: print(f"note: {line}", file=sys.stderr))
+    prior = configure(load_prior(settings.model, device), settings, note=say)
     oracle = cfg.choose == "oracle-lpips"
     solver_groups = {s: candidate_groups(s, settings.candidates, oracle) for s in cfg.solvers}
     baselines = ["pinv", "bicubic"] if scale_factor(settings.task) > 1 else ["pinv"]

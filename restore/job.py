@@ -171,6 +171,24 @@ def load_model(model: Any, settings: Settings, device: str | torch.device, note)
     return prior, spec, dev
 
 
+def configure(prior: Any, settings: Settings, note) -> Any:
+    """The prior running at settings.precision, compiled with settings.compile (restore.precision);
+    as is at the defaults. Its warnings (bf16 on a CPU without bf16 units) become notes."""
+    if settings.precision == "fp32" and not settings.compile:
+        return prior
+    from restore.precision import configure_network
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            net = configure_network(prior, settings.precision, settings.compile)
+        except ValueError as error:
+            raise UsageError(str(error).splitlines()[0]) from None
+    for w in caught:
+        note(" ".join(str(w.message).split()))
+    return net
+
+
 # --------------------------------------------------------------------------- the job
 def prepare_job(image: ImageLike, settings: Settings, *, observed: bool = False, reference: ImageLike | None = None,
                 model: Any = None, device: str | torch.device = "auto") -> Job:
@@ -197,6 +215,7 @@ def prepare_job(image: ImageLike, settings: Settings, *, observed: bool = False,
 
     prior, spec, dev = load_model(model, settings, device, tell)
     settings.model = spec
+    prior = configure(prior, settings, tell)
     obs_seed, sampler_seed = derive_seeds(settings.seed)
     h, w = img.shape[-2:]
     frame = (observed_frame if observed else simulation_frame)(settings, h, w, prior, tell)

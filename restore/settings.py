@@ -37,7 +37,8 @@ class Settings:
     size: None (the input's own size, or the model's for a model trained at one size: see
     restore.sizing), "native" (the input's own size with any model) or S (S x S). tile: network
     calls on tiles of this many pixels (0: never; None: only when one call would not fit the
-    memory; see restore.network). config: the YAML file these settings came from, if any (given,
+    memory; see restore.network). precision (fp32, bf16, fp16: the network only) and compile:
+    how the network runs (restore.precision). config: the YAML file these settings came from, if any (given,
     or the measured one of the task and model: restore.configs)."""
 
     task: str = "sr4"
@@ -58,6 +59,8 @@ class Settings:
     size: int | str | None = None
     tile: int | None = None
     candidates: int = 1
+    precision: str = "fp32"
+    compile: bool = False
     config: str | None = None
 
     def validate(self) -> "Settings":
@@ -98,6 +101,8 @@ class Settings:
             self.size = parse_size(self.size)
         if isinstance(self.size, int) and self.size < 16:
             raise UsageError(f"--size must be at least 16 pixels, got {self.size}")
+        if self.precision not in ("fp32", "bf16", "fp16"):
+            raise UsageError(f"--precision must be fp32, bf16 or fp16, got {self.precision!r}")
         if self.tile is not None and self.tile < 0:
             raise UsageError(f"--tile must be a number of pixels (0: no tiling), got {self.tile}")
         return self
@@ -200,6 +205,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "native, or the model's size for one trained at a single size (CelebA-HQ)")
     parser.add_argument("--tile", type=int, metavar="PIXELS", help="call the network on overlapping tiles of this "
                         "size (0: never; default: only when one call would not fit the memory)")
+    parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"),
+                        help="the network's arithmetic (autocast; the solver stays fp32): fp32 (default), bf16, fp16 (GPU)")
+    parser.add_argument("--compile", action="store_true", default=None,
+                        help="torch.compile the network (CUDA graphs on a GPU; slow to build on a CPU)")
     parser.add_argument("--candidates", type=int, metavar="K",
                         help="K restorations of the same measurement, each with its own noise (default 1)")
     parser.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, ...")

@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings(**load_state(args.resume)["identity"]["settings"])
         out = Path(args.resume)
         given = {k: getattr(args, k) for k in ("task", "sigma_y", "mask", "model", "solver", "outer", "inner",
-                                               "steps", "eta", "eta_b", "seed", "size", "tile", "candidates")}
+                                               "steps", "eta", "eta_b", "seed", "size", "tile", "precision", "compile", "candidates")}
     else:
         if not args.input:
             raise UsageError("the following arguments are required: --input (or --resume OUT)")

@@ -134,3 +134,31 @@ def test_bench_gpu_without_cuda_exits_2():
     assert result.returncode == 2 and result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: bench.py gpu needs a CUDA GPU (none found); ")
+
+
+# --------------------------------------------------------------------------- through a restoration
+def test_a_bf16_restoration_agrees_with_fp32(tiny_model_dir):
+    """The whole path (restore_image -> configure_network -> solver): bf16 changes the network's
+    arithmetic only, so the restoration moves by little (tiny random U-Net, deno 0.05, DDRM 4)."""
+    from restore import restore_image
+
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    common = dict(task="deno", sigma_y=0.05, model=str(tiny_model_dir), solver="ddrm", steps=4, quiet=True)
+    full = restore_image(x, **common)
+    half = restore_image(x, precision="bf16", **common)
+    assert half.settings.precision == "bf16" and half.metrics["settings"]["precision"] == "bf16"
+    agree = (10 * torch.log10(4 / ((half.final - full.final) ** 2).mean())).item()
+    assert agree > 30, agree  # dB between the two restorations
+    assert abs(half.metrics["final"]["psnr"] - full.metrics["final"]["psnr"]) < 0.5
+
+
+def test_fp16_on_a_cpu_is_a_one_line_error(tiny_model_dir, tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA machine runs fp16")
+    from test_cli_restore import cli_module
+    from restore.settings import run_cli
+
+    code = run_cli(cli_module.main, ["--input", str(REPO / "data" / "examples" / "face.png"), "--model", str(tiny_model_dir),
+                              "--precision", "fp16", "--device", "cpu", "--out", str(tmp_path / "o"), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "bf16" in err[0] and not (tmp_path / "o").exists()
