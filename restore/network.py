@@ -161,6 +161,7 @@ def plan_network(prior: Any, device: torch.device, batch: int, h: int, w: int, t
     state = 4.0 * batch * 3 * h * w * solver_images
     multiple = size_multiple(prior)
     gib = lambda b: f"{b / GIB:.1f} GiB"  # noqa: E731
+    auto = tile is None
     if tile is None:
         tile = 0
         if state + network_bytes(prior, batch, h, w) > free:
@@ -172,7 +173,7 @@ def plan_network(prior: Any, device: torch.device, batch: int, h: int, w: int, t
                      "(--tile 0 turns tiling off)")
     need = state + network_bytes(prior, batch, *((min(tile, h), min(tile, w)) if tile else (h, w)))
     if need > free:
-        fix = "pass a smaller --tile, " if tile else "pass --tile 512, "
+        fix = "a smaller --tile or --size" if tile else ("a smaller --size" if auto else "--tile 512 or a smaller --size")
         raise UsageError(f"restoring {batch} image(s) of {w}x{h} needs about {gib(need)} of memory, "
-                         f"{gib(free / 0.8)} is free on {device}; {fix}or a smaller --size")
+                         f"{gib(free / 0.8)} is free on {device}; pass {fix}")
     return SizedNetwork(prior, multiple, tile)

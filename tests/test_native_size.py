@@ -151,7 +151,7 @@ def test_auto_tiling_and_refusal(tiny_model_dir, monkeypatch):
     notes = []
     net = plan_network(prior, dev, 1, 1024, 1024, None, note=notes.append)
     assert net.tile == 512 and "512-pixel tiles" in notes[0]
-    with pytest.raises(UsageError, match="pass --tile 512, or a smaller --size"):
+    with pytest.raises(UsageError, match="pass --tile 512 or a smaller --size"):
         plan_network(prior, dev, 1, 1024, 1024, 0)
     assert plan_network(prior, dev, 1, 256, 256, None).tile == 0  # fits: no tiling
 
