@@ -60,13 +60,13 @@ def check_images(data: Path, rels: list[str], skip: bool) -> tuple[dict[str, tup
     return sizes, bad
 
 
-def load_batch(data: Path, rels: list[str], frame, device: torch.device) -> torch.Tensor:
-    """The images, RGB on [-1, 1], at the frame's shown size (centre-cropped and resized only
-    when the settings ask for one size; see restore.sizing), as one batch."""
-    from restore.imageio import load_image
-    from restore.sizing import crop_resize
+def load_batch(data: Path, rels: list[str], size, device: torch.device) -> torch.Tensor:
+    """The images, RGB on [-1, 1], as one batch at `size`: S (S x S) or a restore.sizing.Frame
+    (its shown size), centre-cropped to that aspect ratio and resized where they differ."""
+    from restore.imageio import crop_resize, load_image
 
-    images = [crop_resize(load_image(data / rel, mode="RGB"), *frame.shown) for rel in rels]
+    shown = (size, size) if isinstance(size, int) else size.shown
+    images = [crop_resize(load_image(data / rel, mode="RGB"), *shown) for rel in rels]
     return torch.cat(images).to(device)
 
 

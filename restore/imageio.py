@@ -47,7 +47,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["ImageReadError", "load_image", "check_image", "save_image", "center_crop_resize", "to_uint8"]
+__all__ = ["ImageReadError", "load_image", "check_image", "save_image", "crop_resize", "to_uint8"]
 
 PathLike = Union[str, Path]
 
@@ -282,22 +282,21 @@ def save_image(tensor: torch.Tensor, path: PathLike) -> None:
     im.save(p, format="PNG")
 
 
-def center_crop_resize(x: torch.Tensor, size: int) -> tuple[torch.Tensor, bool]:
-    """Centre-crop (B, C, H, W) to a square of the short side, then resize to (size, size) with
-    antialiased bicubic interpolation, clamped to [-1, 1]. Returns (image, changed); when the
-    input is already size x size it is returned as is with changed False."""
+def crop_resize(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """Centre-crop (B, C, H, W) to the aspect ratio of h x w (as much of it as fits), then resize
+    to h x w with antialiased bicubic interpolation, clamped to [-1, 1]; returned as is when it is
+    already h x w."""
     if x.dim() != 4:
-        raise ValueError(f"center_crop_resize expects (B, C, H, W), got {tuple(x.shape)}")
-    if size < 1:
-        raise ValueError(f"size must be >= 1, got {size}")
-    h, w = x.shape[-2:]
-    if h == size and w == size:
-        return x, False
-    s = min(h, w)
-    top, left = (h - s) // 2, (w - s) // 2
-    y = x[..., top:top + s, left:left + s].contiguous()
-    if s != size:
-        dtype = y.dtype if y.is_floating_point() else torch.float32
-        y = F.interpolate(y.to(dtype), size=(size, size), mode="bicubic", align_corners=False, antialias=True)
-        y = y.clamp(-1.0, 1.0)
-    return y, True
+        raise ValueError(f"crop_resize expects (B, C, H, W), got {tuple(x.shape)}")
+    if h < 1 or w < 1:
+        raise ValueError(f"the size must be positive, got {h}x{w}")
+    H, W = x.shape[-2:]
+    if (H, W) == (h, w):
+        return x
+    ch, cw = (H, round(H * w / h)) if H * w <= W * h else (round(W * h / w), W)
+    top, left = (H - ch) // 2, (W - cw) // 2
+    x = x[..., top : top + ch, left : left + cw]
+    if (ch, cw) != (h, w):
+        dtype = x.dtype if x.is_floating_point() else torch.float32
+        x = F.interpolate(x.to(dtype), size=(h, w), mode="bicubic", align_corners=False, antialias=True).clamp(-1.0, 1.0)
+    return x.contiguous()

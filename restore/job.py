@@ -32,9 +32,9 @@ import numpy as np
 import torch
 
 from restore.configs import describe as describe_config
-from restore.imageio import load_image
+from restore.imageio import crop_resize, load_image
 from restore.network import plan_network
-from restore.sizing import Frame, crop_resize, observed_frame, pad_to, simulation_frame
+from restore.sizing import Frame, observed_frame, pad_to, simulation_frame
 from restore.settings import Settings, UsageError, build_operator, load_config, resolve_device, resolve_model
 
 ImageLike = Union[str, Path, torch.Tensor]

@@ -45,20 +45,6 @@ class Frame:
         return x[..., : self.shown[0], : self.shown[1]] if self.padded else x
 
 
-def crop_resize(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    """Centre-crop (B, C, H, W) to the aspect ratio of h x w (as much as fits), then resize to
-    h x w with antialiased bicubic interpolation, clamped to [-1, 1]; as is when already h x w."""
-    H, W = x.shape[-2:]
-    if (H, W) == (h, w):
-        return x
-    ch, cw = (H, round(H * w / h)) if H * w <= W * h else (round(W * h / w), W)
-    top, left = (H - ch) // 2, (W - cw) // 2
-    x = x[..., top : top + ch, left : left + cw]
-    if (ch, cw) != (h, w):
-        x = F.interpolate(x.float(), size=(h, w), mode="bicubic", align_corners=False, antialias=True).clamp(-1.0, 1.0)
-    return x.contiguous()
-
-
 def _check_min(task: str, h: int, w: int, what: str) -> None:
     factor = scale_factor(task)
     if min(h, w) < MIN_SIDE:

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from restore.imageio import ImageReadError, center_crop_resize, check_image, load_image, save_image, to_uint8
+from restore.imageio import ImageReadError, check_image, crop_resize, load_image, save_image, to_uint8
 
 
 def _expect(a_uint: np.ndarray, full: float) -> torch.Tensor:
@@ -229,24 +229,20 @@ def test_save_rejects_bad_input(tmp_path):
 
 
 # --------------------------------------------------------------------------- crop / resize
-def test_center_crop_resize():
+def test_crop_resize():
     x = torch.rand(1, 3, 40, 60) * 2 - 1
-    y, changed = center_crop_resize(x, 32)
-    assert y.shape == (1, 3, 32, 32) and changed
+    y = crop_resize(x, 32, 32)
+    assert y.shape == (1, 3, 32, 32)
     assert float(y.min()) >= -1 and float(y.max()) <= 1
-    same, changed = center_crop_resize(torch.zeros(2, 3, 32, 32), 32)
-    assert same.shape == (2, 3, 32, 32) and not changed
-    # crop only: the centred square
-    y, changed = center_crop_resize(x, 40)
-    assert changed and torch.equal(y, x[..., :, 10:50])
-    # upsampling a tall image
-    y, changed = center_crop_resize(torch.rand(1, 1, 20, 10) * 2 - 1, 64)
-    assert y.shape == (1, 1, 64, 64) and changed
+    same = torch.zeros(2, 3, 32, 32)
+    assert crop_resize(same, 32, 32) is same
+    assert torch.equal(crop_resize(x, 40, 40), x[..., :, 10:50])  # crop only: the centred square
+    assert torch.equal(crop_resize(x, 20, 60), x[..., 10:30, :])  # the aspect ratio of 20x60: a band
+    assert crop_resize(torch.rand(1, 1, 20, 10) * 2 - 1, 64, 64).shape == (1, 1, 64, 64)  # upsampling a tall image
     # a constant image stays constant (antialiased bicubic preserves it, clamp keeps the range)
-    y, _ = center_crop_resize(torch.full((1, 3, 50, 70), 0.25), 16)
-    torch.testing.assert_close(y, torch.full((1, 3, 16, 16), 0.25))
+    torch.testing.assert_close(crop_resize(torch.full((1, 3, 50, 70), 0.25), 16, 24), torch.full((1, 3, 16, 24), 0.25))
     with pytest.raises(ValueError):
-        center_crop_resize(torch.zeros(3, 8, 8), 4)
+        crop_resize(torch.zeros(3, 8, 8), 4, 4)
 
 
 # --------------------------------------------------------------------------- EXIF orientation

@@ -10,7 +10,7 @@ import torch
 from restore import restore_image
 from restore.network import SizedNetwork, network_bytes, plan_network, tile_starts
 from restore.settings import UsageError
-from restore.sizing import crop_resize
+from restore.imageio import crop_resize
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLED_MODEL = REPO / "data" / "models" / "natural-ddpm" / "config.json"
@@ -121,13 +121,6 @@ def test_size_forces_a_square_and_native_overrides_a_fixed_size_model(tiny_model
     assert r.final.shape == (1, 3, 40, 48)
     prior.fixed_size = False
     assert restore_image(x, size=24, **common).final.shape == (1, 3, 24, 24)
-
-
-def test_crop_resize_keeps_the_aspect_ratio():
-    x = torch.arange(6 * 8, dtype=torch.float32).reshape(1, 1, 6, 8) / 48
-    assert crop_resize(x, 6, 8) is x
-    assert crop_resize(x, 6, 6).shape == (1, 1, 6, 6)
-    torch.testing.assert_close(crop_resize(x, 6, 6), x[..., 1:7])  # the centre square, no resize
 
 
 # --------------------------------------------------------------------------- memory
