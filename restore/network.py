@@ -18,6 +18,7 @@ and keeps that contract at any (H, W):
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -48,9 +49,11 @@ def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
     return [round(i * (length - tile) / (n - 1)) for i in range(n)]
 
 
+@functools.lru_cache(maxsize=64)
 def _ramp(length: int, overlap: int, rise: bool, fall: bool) -> torch.Tensor:
     """1-D blending weights of one tile: a raised cosine over `overlap` pixels at each side that
-    meets a neighbour (rise at the start, fall at the end), 1 elsewhere; never exactly 0."""
+    meets a neighbour (rise at the start, fall at the end), 1 elsewhere; never exactly 0. Cached:
+    every network call of a run asks for the same few (read only)."""
     w = torch.ones(length, dtype=torch.float64)
     if overlap > 0:
         r = 0.5 - 0.5 * torch.cos(math.pi * (torch.arange(overlap, dtype=torch.float64) + 0.5) / overlap)

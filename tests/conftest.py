@@ -22,3 +22,15 @@ def tiny_model_dir(tmp_path_factory):
     DDPMScheduler(num_train_timesteps=1000, beta_start=1e-4, beta_end=0.02, beta_schedule="linear",
                   clip_sample=False).save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for a module: faster on small CPUs and the setting torchrun's workers
+    get (the evaluation tests)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

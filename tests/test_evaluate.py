@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from restore import eval_folder
 from restore.eval_cli import main
@@ -26,13 +25,7 @@ GROUPS = {"nested": [2, 4], "ddrm": [1, 2, 3, 4], "pinv": [0], "bicubic": [0]}
 METRIC_TOL = 1e-4  # batched convolutions may round differently from single ones
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: faster on small CPUs and the same setting torchrun's workers get."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

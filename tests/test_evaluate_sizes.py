@@ -7,7 +7,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from restore.eval_cli import main
@@ -16,12 +15,7 @@ from restore.settings import run_cli
 SIZES = {"a.png": (40, 48), "b.png": (40, 48), "odd.png": (37, 29), "small.png": (32, 32)}  # (H, W)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture()
