@@ -55,6 +55,8 @@ class Settings:
     lam: float | None = None
     outer_power: float = 2.0
     outer_eta: float = 0.0
+    outer_times: list[int] | str | None = None
+    outer_noise: float = 0.0
     seed: int = 0
     size: int | str | None = None
     tile: int | None = None
@@ -92,6 +94,19 @@ class Settings:
             raise UsageError(f"--outer-power must be > 0 (1 = the paper's even outer grid), got {self.outer_power}")
         if not 0.0 <= self.outer_eta <= 1.0:
             raise UsageError(f"--outer-eta must lie in [0, 1], got {self.outer_eta}")
+        if not 0.0 <= self.outer_noise <= 1.0:
+            raise UsageError(f"--outer-noise must lie in [0, 1] (the share of fresh noise), got {self.outer_noise}")
+        if self.outer_noise > 0 and self.outer_eta > 0:
+            raise UsageError(f"give --outer-eta or --outer-noise, not both (got {self.outer_eta} and {self.outer_noise})")
+        if self.outer_times is not None and self.outer_times != "cosine":
+            try:
+                self.outer_times = parse_times(",".join(map(str, self.outer_times))
+                                               if isinstance(self.outer_times, (list, tuple)) else self.outer_times)
+            except argparse.ArgumentTypeError as error:
+                raise UsageError(f"--outer-times: {error}") from None
+            if len(self.outer_times) != self.outer:
+                raise UsageError(f"--outer-times gives {len(self.outer_times)} times for {self.outer} outer steps "
+                                 f"({self.outer_times}); give one per outer step")
         if self.lam is not None and self.lam <= 0:
             raise UsageError(f"--lambda must be > 0, got {self.lam}")
         for name in ("eta", "eta_b"):
@@ -179,6 +194,19 @@ class ArgumentParser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+def parse_times(text: str) -> list[int] | str:
+    """--outer-times: "cosine", or decreasing diffusion times, one per outer step (950,850,600,250)."""
+    if str(text).strip().lower() == "cosine":
+        return "cosine"
+    try:
+        times = [int(v) for v in str(text).split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected whole times separated by commas, e.g. 950,850,600,250; got {text!r}") from None
+    if any(a <= b for a, b in zip(times, times[1:])) or min(times) < 0:
+        raise argparse.ArgumentTypeError(f"the times must decrease and be >= 0, e.g. 950,850,600,250; got {text!r}")
+    return times
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options every restoration command shares (defaults None: config, then Settings)."""
     parser.add_argument("--task", help=f"degradation, one of: {', '.join(TASKS)}")
@@ -194,6 +222,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--outer-power", type=float, help="nested solvers: outer times t_start ((N-j)/N)^p "
                         "(default 2: denser towards clean; 1 = the paper's even grid; README, 'Where Nested falls behind')")
     parser.add_argument("--outer-eta", type=float, help="nested solvers: DDIM eta of the outer loop (default 0)")
+    parser.add_argument("--outer-times", type=parse_times, metavar="T1,T2,..|cosine",
+                        help="nested solvers: the outer times, one per outer step, or 'cosine' (t_start cos(pi/2 j/N)); "
+                        "overrides --outer-power")
+    parser.add_argument("--outer-noise", type=float, help="nested solvers: share of fresh noise when the outer step "
+                        "re-noises the inner result (0: DDIM, default; 1: a restart; README, 'Where Nested falls behind')")
     parser.add_argument("--steps", type=int, help="plain solvers: network calls (default 20)")
     parser.add_argument("--eta", type=float, help="DDRM and DDNM eta (default 0.85)")
     parser.add_argument("--eta-b", type=float, help="DDRM eta_b (default 1.0)")
@@ -313,7 +346,8 @@ def build_solver(settings: Settings, prior, operator):
         if not nested:
             return solver
         return Nested(solver, inner_steps=settings.budgets, outer_eta=settings.outer_eta,
-                      outer_power=settings.outer_power)
+                      outer_power=settings.outer_power, outer_times=settings.outer_times,
+                      outer_noise=settings.outer_noise)
     except ValueError as error:
         raise UsageError(str(error).splitlines()[0]) from None
 

@@ -3,8 +3,9 @@
     python scripts/anytime_study.py --data heldout/ --task inp_box --size 128 --tiles 2 \
         --configs ddrm nested:5,5,5,5 nested:2,3,5,10 nested:8,6,4,2 --out study_inp_box.json
 
-A configuration is `solver[:budgets][@outer_eta][^outer_power]` (outer_power: Nested's default,
-2, unless given; ^1 is the paper's even outer grid): `ddrm` (or ddnm, diffpir, dps) runs as many
+A configuration is `solver[:budgets][@outer_eta][/outer_times][%outer_noise][^outer_power]`
+(outer_power: Nested's default, 2, unless given; ^1 is the paper's even outer grid;
+`nested:5,5,5,5/950,850,600,250%1` gives the outer times and re-noises with fresh noise): `ddrm` (or ddnm, diffpir, dps) runs as many
 calls as the first nested budget list sums to (20 if none); `nested:2,3,5,10` nests DDRM (or
 `nested-ddnm:...` another solver) with those inner budgets. Every configuration sees the same
 measurements and the same sampler seed per image (common random numbers), so differences are
@@ -38,16 +39,22 @@ from restore.settings import SOLVER_NAMES, Settings, build_solver, resolve_devic
 from solvers import make_generators
 
 
-def parse_config(text: str, total: int) -> Settings:
+def parse_config(text: str, total: int, eta: float = Settings.eta) -> Settings:
     text, _, power = text.partition("^")
-    name, _, eta = text.partition("@")
+    text, _, noise = text.partition("%")
+    text, _, times = text.partition("/")
+    name, _, outer_eta = text.partition("@")
     name, _, budgets = name.partition(":")
     if name not in SOLVER_NAMES:
         raise SystemExit(f"error: unknown solver {name!r} in {text!r}; valid: {', '.join(SOLVER_NAMES)}")
     inner = [int(b) for b in budgets.split(",")] if budgets else 5
     options = {"outer_power": float(power)} if power else {}  # else Settings' default
-    return Settings(solver=name, inner=inner, outer=4 if not budgets else len(inner), steps=total,
-                    outer_eta=float(eta or 0.0), **options).validate()
+    if times:
+        options["outer_times"] = times if times == "cosine" else [int(t) for t in times.split(",")]
+    if noise:
+        options["outer_noise"] = float(noise)
+    return Settings(solver=name, eta=eta, inner=inner, outer=4 if not budgets else len(inner), steps=total,
+                    outer_eta=float(outer_eta or 0.0), **options).validate()
 
 
 def load_tiles(data: Path, rels: list[str], size: int, tiles: int) -> tuple[list[str], torch.Tensor]:
@@ -102,6 +109,7 @@ def main(argv=None) -> int:
     parser.add_argument("--configs", nargs="+", default=["ddrm", "nested:5,5,5,5"])
     parser.add_argument("--model", default=BUNDLED)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--eta", type=float, default=Settings.eta, help="DDRM's (and DDNM's) eta, every configuration")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--limit", type=int)
     parser.add_argument("--zero-rule", choices=["1d", "product"], help="deblur_* and sr_bicubic*: how small "
@@ -126,7 +134,7 @@ def main(argv=None) -> int:
     total = sum(budgets)
     results = {}
     for text in args.configs:
-        settings = parse_config(text, total)
+        settings = parse_config(text, total, args.eta)
         print(f"{text}: {settings.label}", file=sys.stderr)
         curves = run_config(settings, prior, op, x, y, args.sigma_y, seeds, args.batch)
         results[text] = {

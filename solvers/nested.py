@@ -5,12 +5,19 @@ a whole inner run of a `StepSolver` (DDRM, DDNM, DiffPIR, DPS) that starts from 
 x_t at t (no fresh initialisation) and reaches a clean image in that outer step's budget of
 network calls. Each inner result x0_hat is an anytime output that already uses the measurement;
 the outer DDIM step then re-noises towards the next outer time (Song et al. 2021, DDIM eq. 12).
+With `outer_noise` > 0 the outer step instead re-noises x0_hat with that share of fresh noise
+(DDRM's eta convention; 1: x_t' ~ q(x_t' | x0_hat), a restart from the inner sample). The paper's
+Eq. 1 leaves q(x_t' | x_t, x0) free; the marginal is right either way when x0_hat samples
+p(x0 | x_t, y), and fresh noise stops an early inner sample's errors from riding along in
+eps_hat (README, "Where Nested falls behind": what closes the inpainting gap).
 The last outer step's x0_hat is the result, so the cost is the sum of the budgets, and
 Nested(solver, outer_steps=1, inner_steps=K) is exactly the solver with K steps.
 
 Time grids: the outer loop starts where a plain run of the inner solver with the same total
 cost starts (DDRM: 950 for 20 calls); its times are t_start ((N - j) / N)^outer_power (the paper:
-power 1, evenly spaced down to t_start / N; the default here is 2, see OUTER_POWER);
+power 1, evenly spaced down to t_start / N; the default here is 2, see OUTER_POWER), or
+`outer_times` given explicitly, or "cosine": t_start cos(pi/2 j / N) (950, 878, 672, 364: a
+first outer step that stays above the times where an inpainted region's content is decided);
 each inner run uses the solver's own grid (`StepSolver.grid`) from its outer time down to 0.
 
 Budgets: `inner_steps=5` gives every outer step 5 calls; a list, e.g. [2, 3, 5, 10], gives outer
@@ -26,7 +33,8 @@ import torch
 
 from solvers.base import Prior, Record, Sampler, StepCalls
 from solvers.noise import Generators, randn
-from solvers.schedule import CLEAN, outer_times
+from solvers.schedule import CLEAN, cosine_outer_times
+from solvers.schedule import outer_times as outer_times_rule
 from solvers.step import SpectralMeasurement, StepSolver
 
 
@@ -46,11 +54,17 @@ class Nested(Sampler):
     outer_eta: DDIM's eta of the outer loop (0 = deterministic, as in the released code);
     yield_inner: `sample` also yields the inner runs' per-call estimates (kind "inner");
     outer_power: spacing of the outer times, t_start ((N - j) / N)^power (1: even, the paper's;
-    the default 2 ends the outer grid lower: see OUTER_POWER)."""
+    the default 2 ends the outer grid lower: see OUTER_POWER);
+    outer_times: the outer times themselves, decreasing, one per outer step, or "cosine" for
+    t_start cos(pi/2 j / N) (either overrides outer_power);
+    outer_noise: share of fresh noise when the outer step re-noises x0_hat (DDRM's eta
+    convention: 0 = DDIM with eta_hat, 1 = q(x_t' | x0_hat)); with outer_eta, one of the two
+    must be 0."""
 
     def __init__(self, solver: StepSolver, outer_steps: int | None = None,
                  inner_steps: int | Sequence[int] = 5, outer_eta: float = 0.0, yield_inner: bool = False,
-                 outer_power: float = OUTER_POWER):
+                 outer_power: float = OUTER_POWER, outer_times: Sequence[int] | str | None = None,
+                 outer_noise: float = 0.0):
         super().__init__(solver.prior, solver.operator)
         if isinstance(inner_steps, int):
             outer_steps = 4 if outer_steps is None else outer_steps
@@ -63,12 +77,28 @@ class Nested(Sampler):
             raise ValueError(f"outer_steps and inner_steps must be >= 1, got {outer_steps}, {inner_steps}")
         if not 0.0 <= outer_eta <= 1.0:
             raise ValueError(f"outer_eta must lie in [0, 1], got {outer_eta}")
+        if not 0.0 <= outer_noise <= 1.0:
+            raise ValueError(f"outer_noise must lie in [0, 1], got {outer_noise}")
+        if outer_noise > 0 and outer_eta > 0:
+            raise ValueError(f"give outer_eta (DDIM) or outer_noise (fresh share), not both: {outer_eta}, {outer_noise}")
         self.solver, self.budgets = solver, budgets
         self.outer_steps, self.outer_eta, self.yield_inner = len(budgets), outer_eta, yield_inner
         if outer_power <= 0:
             raise ValueError(f"outer_power must be > 0, got {outer_power}")
-        self.outer_power = outer_power
-        self.outer = outer_times(solver.start(self.nfe_total), self.outer_steps, outer_power)
+        self.outer_power, self.outer_noise = outer_power, outer_noise
+        if outer_times is None:
+            self.outer = outer_times_rule(solver.start(self.nfe_total), self.outer_steps, outer_power)
+        elif outer_times == "cosine":
+            self.outer = cosine_outer_times(solver.start(self.nfe_total), self.outer_steps)
+        elif isinstance(outer_times, str):
+            raise ValueError(f"outer_times must be 'cosine' or a list of times, got {outer_times!r}")
+        else:
+            self.outer = [int(t) for t in outer_times]
+            T = self.schedule.T
+            if (len(self.outer) != self.outer_steps or not 0 <= self.outer[-1] or self.outer[0] >= T
+                    or any(a <= b for a, b in zip(self.outer, self.outer[1:]))):
+                raise ValueError(f"outer_times must be {self.outer_steps} decreasing times in [0, {T - 1}] "
+                                 f"(one per outer step), got {list(outer_times)}")
         try:
             self.inner = [solver.grid(t, n) for t, n in zip(self.outer, budgets)]
         except ValueError as error:
@@ -90,9 +120,14 @@ class Nested(Sampler):
 
     def outer_step(self, x_t: torch.Tensor, x0_hat: torch.Tensor, t: int, t_next: int,
                    generator: Generators) -> torch.Tensor:
-        """DDIM step t -> t_next with x0_hat as the x0-prediction (DDIM eq. 12). No network call."""
+        """DDIM step t -> t_next with x0_hat as the x0-prediction (DDIM eq. 12), or with
+        outer_noise e > 0: sqrt(a') x0_hat + sqrt(1 - a') (sqrt(1 - e^2) eps_hat + e z). No network call."""
         a, a_next = self.schedule.alpha_bar(t), self.schedule.alpha_bar(t_next)
         eps_hat = (x_t - a**0.5 * x0_hat) / (1 - a) ** 0.5
+        if self.outer_noise > 0:
+            e = self.outer_noise
+            z = randn(x_t.shape[1:], x_t.shape[0], generator, x_t.device, x_t.dtype)
+            return a_next**0.5 * x0_hat + (1 - a_next) ** 0.5 * ((1 - e * e) ** 0.5 * eps_hat + e * z)
         c = self.outer_eta * ((1 - a_next) / (1 - a)) ** 0.5 * (1 - a / a_next) ** 0.5
         x_next = a_next**0.5 * x0_hat + (1 - a_next - c**2) ** 0.5 * eps_hat
         if c > 0:
@@ -145,8 +180,9 @@ class NestedDDRM(Nested):
 
     def __init__(self, prior: Prior, operator, outer_steps: int | None = None,
                  inner_steps: int | Sequence[int] = 5, eta: float = 0.85, eta_b: float = 1.0,
-                 outer_eta: float = 0.0, yield_inner: bool = False, outer_power: float = OUTER_POWER):
+                 outer_eta: float = 0.0, yield_inner: bool = False, outer_power: float = OUTER_POWER,
+                 outer_times: Sequence[int] | None = None, outer_noise: float = 0.0):
         from solvers.ddrm import DDRM
 
         super().__init__(DDRM(prior, operator, steps=1, eta=eta, eta_b=eta_b), outer_steps,
-                         inner_steps, outer_eta, yield_inner, outer_power)
+                         inner_steps, outer_eta, yield_inner, outer_power, outer_times, outer_noise)

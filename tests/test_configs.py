@@ -74,3 +74,43 @@ def test_the_command_line_applies_it_too(measured, tiny_model_dir):
     assert settings_from_args(build_parser().parse_args([*base, "--eta", "0.7"])).eta == 0.7
     off = settings_from_args(build_parser().parse_args([*base, "--config", "none"]))
     assert off.eta == Settings.eta and off.config is None
+
+
+# --------------------------------------------------------------------------- task defaults
+def test_inpainting_gets_fresh_outer_noise_on_the_cosine_grid(tiny_model_dir):
+    """Nested DDRM on inp_box / inp_mask: the outer loop that closes the inpainting gap (README,
+    "Where Nested falls behind"), unless the person or a config sets the outer loop."""
+    from restore.configs import task_defaults
+
+    box = _run(tiny_model_dir, task="inp_box").settings
+    assert (box.outer_times, box.outer_noise, box.outer_eta) == ("cosine", 1.0, 0.0)
+    assert task_defaults({"task": "inp_mask"})["outer_noise"] == 1.0
+    given = _run(tiny_model_dir, task="inp_box", outer_power=1.0).settings  # a person's outer loop wins
+    assert (given.outer_times, given.outer_noise, given.outer_power) == (None, 0.0, 1.0)
+    assert _run(tiny_model_dir, task="inp_box", outer_eta=0.5).settings.outer_noise == 0.0
+    assert _run(tiny_model_dir, task="inp_box", config="none").settings.outer_times is None
+    assert _run(tiny_model_dir, task="inp_box", solver="nested-ddnm").settings.outer_times is None  # measured for DDRM
+    for other in ("sr4", "inp_random"):
+        assert _run(tiny_model_dir, task=other).settings.outer_noise == 0.0
+
+
+def test_outer_times_and_noise_settings():
+    from restore.settings import UsageError, build_solver
+
+    s = Settings(task="inp_box", outer_times=[950, 850, 600, 250], outer_noise=0.5).validate()
+    assert s.outer_times == [950, 850, 600, 250]
+    assert Settings(outer_times="cosine").validate().outer_times == "cosine"
+    for bad, match in (({"outer_times": [950, 850]}, "4 outer steps"), ({"outer_times": [5, 9, 3, 2]}, "decrease"),
+                       ({"outer_noise": 1.5}, "outer-noise"), ({"outer_noise": 1.0, "outer_eta": 0.5}, "not both")):
+        with pytest.raises(UsageError, match=match):
+            Settings(**bad).validate()
+
+    class Prior:  # what building the solver reads of a prior
+        import torch
+        alphas_cumprod = torch.linspace(0.9999, 0.0001, 1000)
+
+    from degradations import make_operator
+
+    nested = build_solver(Settings(task="inp_box", outer_times="cosine", outer_noise=1.0).validate(), Prior(),
+                          make_operator("inp_box", 16))
+    assert nested.outer == [950, 878, 672, 364] and nested.outer_noise == 1.0

@@ -128,7 +128,8 @@ def unclipped(solver):
     lambda p, o: DDNM(p, o, steps=50),
     lambda p, o: unclipped(DiffPIR(p, o, steps=50)),
     lambda p, o: Nested(DDNM(p, o), 5, 10),
-], ids=["ddrm", "ddnm", "diffpir", "nested-ddnm"])
+    lambda p, o: Nested(DDRM(p, o), 4, 10, outer_times=[950, 850, 600, 250], outer_noise=1.0),
+], ids=["ddrm", "ddnm", "diffpir", "nested-ddnm", "nested-ddrm-fresh-outer-noise"])
 def test_mean_of_restorations_is_the_posterior_mean_for_inpainting(make_solver):
     """Noiseless inpainting with a pixel-wise Gaussian prior: the posterior keeps the known pixels
     and leaves the others to their prior, so E[x0 | y] is y where measured, mu elsewhere. DDRM,
@@ -147,6 +148,45 @@ def test_mean_of_restorations_is_the_posterior_mean_for_inpainting(make_solver):
     # the spread: not collapsed to the mean, not inflated (finite-step samplers with an x0 *mean*
     # estimate are known to shrink it: measured 0.78 to 1.0 of the prior's at 50 calls)
     assert 0.65 < (out.std(0)[~known[0]] / prior.std[~known[0]]).mean() < 1.1
+
+
+def test_outer_noise_re_noises_the_inner_result():
+    """outer_noise 1: x_t' = sqrt(a') x0_hat + sqrt(1 - a') z, whatever x_t was; 0 is DDIM's step;
+    in between, the DDRM-style mix keeps x_t' at the forward process's noise level."""
+    prior = gaussian()
+    op = operator("sr2")
+    x0 = draw(prior, batch=1, seed=4)
+    x_t, other = draw(prior, batch=1, seed=5), draw(prior, batch=1, seed=6)
+    fresh = Nested(DDRM(prior, op), 4, 5, outer_noise=1.0)
+    a, a_next = fresh.schedule.alpha_bar(600), fresh.schedule.alpha_bar(250)
+    one = fresh.outer_step(x_t, x0, 600, 250, torch.Generator().manual_seed(7))
+    two = fresh.outer_step(other, x0, 600, 250, torch.Generator().manual_seed(7))
+    assert torch.allclose(one, two, atol=1e-12)  # no memory of x_t
+    many = fresh.outer_step(x_t.expand(4000, -1, -1, -1), x0.expand(4000, -1, -1, -1), 600, 250,
+                            torch.Generator().manual_seed(8))
+    assert (many.mean(0) - a_next**0.5 * x0[0]).abs().max() < 5 * ((1 - a_next) / 4000) ** 0.5
+    assert abs(many.std(0).mean() - (1 - a_next) ** 0.5) < 0.02
+    ddim = Nested(DDRM(prior, op), 4, 5).outer_step(x_t, x0, 600, 250, torch.Generator().manual_seed(7))
+    eps_hat = (x_t - a**0.5 * x0) / (1 - a) ** 0.5
+    assert torch.allclose(ddim, a_next**0.5 * x0 + (1 - a_next) ** 0.5 * eps_hat, atol=1e-12)
+    half = Nested(DDRM(prior, op), 4, 5, outer_noise=0.6).outer_step(x_t, x0, 600, 250, torch.Generator().manual_seed(7))
+    z = (one - a_next**0.5 * x0) / (1 - a_next) ** 0.5  # the fresh draw of the same generator
+    assert torch.allclose(half, a_next**0.5 * x0 + (1 - a_next) ** 0.5 * (0.8 * eps_hat + 0.6 * z), atol=1e-10)
+
+
+def test_explicit_outer_times():
+    prior = gaussian()
+    op = operator("sr2")
+    nested = Nested(DDRM(prior, op), 4, 5, outer_times=[950, 850, 600, 250])
+    assert nested.outer == [950, 850, 600, 250] and nested.inner[1] == [850, 638, 425, 212, 0, -1]
+    assert nested.times[:6] == [950, 712, 475, 238, 0, 850]
+    for bad in ([950, 850, 600], [950, 600, 850, 250], [1000, 850, 600, 250], [950, 850, 600, -1]):
+        with pytest.raises(ValueError, match="outer_times"):
+            Nested(DDRM(prior, op), 4, 5, outer_times=bad)
+    with pytest.raises(ValueError, match="not both"):
+        Nested(DDRM(prior, op), 4, 5, outer_eta=0.5, outer_noise=1.0)
+    with pytest.raises(ValueError, match="outer_noise"):
+        Nested(DDRM(prior, op), 4, 5, outer_noise=1.5)
 
 
 def test_dps_without_guidance_samples_the_prior_and_with_it_moves_to_y():

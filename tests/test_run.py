@@ -39,6 +39,7 @@ def setup(task="sr2", images=1):
 SOLVERS = {
     "nested": lambda p, o: NestedDDRM(p, o, outer_steps=3, inner_steps=4),
     "nested-eta": lambda p, o: NestedDDRM(p, o, outer_steps=3, inner_steps=4, outer_eta=0.5),
+    "nested-fresh": lambda p, o: NestedDDRM(p, o, outer_steps=3, inner_steps=4, outer_times="cosine", outer_noise=1.0),
     "ddrm": lambda p, o: DDRM(p, o, steps=5),
 }
 
@@ -86,7 +87,7 @@ def test_several_images_with_candidates_are_independent():
     assert torch.allclose(out[3:4], alone, atol=1e-10)
 
 
-@pytest.mark.parametrize("name", ["nested-eta", "ddrm"])
+@pytest.mark.parametrize("name", ["nested-eta", "nested-fresh", "ddrm"])
 def test_choose_copies_the_chosen_state_then_candidates_differ_again(name):
     prior, op, y = setup("sr4")
     run = Run(SOLVERS[name](prior, op), y, SIGMA_Y, make_generators([5, 6, 7]), candidates=3)
@@ -150,7 +151,7 @@ def test_drop_shrinks_the_batch_of_network_calls():
     assert torch.allclose(out, free[1:2], atol=1e-10)  # the survivor is unaffected
 
 
-@pytest.mark.parametrize("name", ["nested-eta", "ddrm"])
+@pytest.mark.parametrize("name", ["nested-eta", "nested-fresh", "ddrm"])
 @pytest.mark.parametrize("after", [1, 2])
 def test_save_load_resume_is_bit_for_bit(name, after, tmp_path):
     prior, op, y = setup("deblur_gauss")
