@@ -58,7 +58,7 @@ class Nested(Sampler):
     outer_times: the outer times themselves, decreasing, one per outer step, or "cosine" for
     t_start cos(pi/2 j / N) (either overrides outer_power);
     outer_noise: share of fresh noise when the outer step re-noises x0_hat (DDRM's eta
-    convention: 0 = DDIM with eta_hat, 1 = q(x_t' | x0_hat)); with outer_eta, one of the two
+    convention: 0 = DDIM's step with eps_hat, 1 = q(x_t' | x0_hat)); with outer_eta, one of the two
     must be 0."""
 
     def __init__(self, solver: StepSolver, outer_steps: int | None = None,
