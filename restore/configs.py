@@ -65,6 +65,10 @@ def describe(settings) -> str | None:
     from restore.settings import Settings, load_config
 
     if not settings.config:
+        defaults = TASK_DEFAULTS.get(settings.task)
+        if defaults and settings.nested and all(getattr(settings, k) == v for k, v in defaults.items()):
+            return ("inpainting: each outer step re-noises the inner result with fresh noise, on the cosine outer "
+                    "grid (--outer-noise 1 --outer-times cosine; README, 'Where Nested falls behind')")
         return None
     measured = load_config(settings.config)
     changed = [f"{k} {measured[k]}" for k in METHOD_KEYS

@@ -82,8 +82,11 @@ def test_inpainting_gets_fresh_outer_noise_on_the_cosine_grid(tiny_model_dir):
     "Where Nested falls behind"), unless the person or a config sets the outer loop."""
     from restore.configs import task_defaults
 
-    box = _run(tiny_model_dir, task="inp_box").settings
+    run = _run(tiny_model_dir, task="inp_box")
+    box = run.settings
     assert (box.outer_times, box.outer_noise, box.outer_eta) == ("cosine", 1.0, 0.0)
+    assert any(n.startswith("inpainting: each outer step re-noises") for n in run.notes)
+    assert not any(n.startswith("inpainting") for n in _run(tiny_model_dir, task="sr4").notes)
     assert task_defaults({"task": "inp_mask"})["outer_noise"] == 1.0
     given = _run(tiny_model_dir, task="inp_box", outer_power=1.0).settings  # a person's outer loop wins
     assert (given.outer_times, given.outer_noise, given.outer_power) == (None, 0.0, 1.0)
