@@ -56,7 +56,10 @@ def apply_measured(explicit: dict[str, Any]) -> dict[str, Any]:
     measured = load_config(path)
     if explicit.get("solver", measured.get("solver", Settings.solver)) != measured.get("solver", Settings.solver):
         return task_defaults(explicit)
-    filled = {k: measured[k] for k in METHOD_KEYS if k in measured and explicit.get(k) is None}
+    # a person who sets any part of the outer loop gets none of the config's (its outer times would
+    # override their --outer-power, its outer noise clash with their --outer-eta)
+    theirs = OUTER_KEYS if any(explicit.get(k) is not None for k in OUTER_KEYS) else ()
+    filled = {k: measured[k] for k in METHOD_KEYS if k in measured and explicit.get(k) is None and k not in theirs}
     return task_defaults({**explicit, **filled, "config": _shown(path)})
 
 

@@ -117,3 +117,20 @@ def test_outer_times_and_noise_settings():
     nested = build_solver(Settings(task="inp_box", outer_times="cosine", outer_noise=1.0).validate(), Prior(),
                           make_operator("inp_box", 16))
     assert nested.outer == [950, 878, 672, 364] and nested.outer_noise == 1.0
+
+
+def test_a_persons_outer_loop_takes_none_of_the_configs(tmp_path, monkeypatch, tiny_model_dir):
+    """--outer-power must not be overridden by a config's outer_times, nor --outer-eta clash with its
+    outer_noise: setting any part of the outer loop leaves the config's outer keys out."""
+    import restore.settings
+
+    folder = tmp_path / "configs"
+    folder.mkdir()
+    (folder / f"inp_box_{Path(tiny_model_dir).name}.yaml").write_text(
+        "task: inp_box\nsolver: nested\neta: 0.5\nouter_times: cosine\nouter_noise: 1.0\n")
+    monkeypatch.setattr(restore.settings, "CONFIG_DIR", folder)
+    assert _run(tiny_model_dir, task="inp_box").settings.outer_times == "cosine"
+    power = _run(tiny_model_dir, task="inp_box", outer_power=1.0).settings
+    assert (power.outer_times, power.outer_noise, power.outer_power, power.eta) == (None, 0.0, 1.0, 0.5)
+    ddim = _run(tiny_model_dir, task="inp_box", outer_eta=0.5).settings  # no "not both" error
+    assert (ddim.outer_eta, ddim.outer_noise, ddim.outer_times) == (0.5, 0.0, None)
