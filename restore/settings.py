@@ -99,9 +99,9 @@ class Settings:
         if self.outer_noise > 0 and self.outer_eta > 0:
             raise UsageError(f"give --outer-eta or --outer-noise, not both (got {self.outer_eta} and {self.outer_noise})")
         if self.outer_times is not None and self.outer_times != "cosine":
-            try:
-                self.outer_times = parse_times(",".join(map(str, self.outer_times))
-                                               if isinstance(self.outer_times, (list, tuple)) else self.outer_times)
+            try:  # a list from a config or the API, or "950,850,..." text
+                text = self.outer_times if isinstance(self.outer_times, str) else ",".join(map(str, self.outer_times))
+                self.outer_times = parse_times(text)
             except argparse.ArgumentTypeError as error:
                 raise UsageError(f"--outer-times: {error}") from None
             if len(self.outer_times) != self.outer:

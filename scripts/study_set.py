@@ -20,6 +20,7 @@ A package that is missing stops with the command that installs it.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import sys
 from pathlib import Path
@@ -49,6 +50,7 @@ def extra_path(registry: str, package: str, path: str) -> Path:
     return Path(list(spec.submodule_search_locations)[0]).parent / path
 
 
+@functools.cache
 def _eval_prior():
     """scripts/eval_prior.py (the held-out set and its resizing), loaded by path."""
     spec = importlib.util.spec_from_file_location("eval_prior", Path(__file__).with_name("eval_prior.py"))
