@@ -16,6 +16,7 @@ import yaml
 
 from degradations import TASKS, make_operator
 from restore.prior import BUNDLED, REPO_ROOT, celebahq_available
+from solvers.schedule import check_outer_times
 
 CONFIG_DIR = REPO_ROOT / "configs"
 
@@ -100,13 +101,10 @@ class Settings:
             raise UsageError(f"give --outer-eta or --outer-noise, not both (got {self.outer_eta} and {self.outer_noise})")
         if self.outer_times is not None and self.outer_times != "cosine":
             try:  # a list from a config or the API, or "950,850,..." text
-                text = self.outer_times if isinstance(self.outer_times, str) else ",".join(map(str, self.outer_times))
-                self.outer_times = parse_times(text)
-            except argparse.ArgumentTypeError as error:
+                times = parse_times(self.outer_times) if isinstance(self.outer_times, str) else self.outer_times
+                self.outer_times = times if times == "cosine" else check_outer_times(times, self.outer)  # Nested's rule
+            except (argparse.ArgumentTypeError, ValueError, TypeError) as error:
                 raise UsageError(f"--outer-times: {error}") from None
-            if len(self.outer_times) != self.outer:
-                raise UsageError(f"--outer-times gives {len(self.outer_times)} times for {self.outer} outer steps "
-                                 f"({self.outer_times}); give one per outer step")
         if self.lam is not None and self.lam <= 0:
             raise UsageError(f"--lambda must be > 0, got {self.lam}")
         for name in ("eta", "eta_b"):
@@ -195,16 +193,14 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def parse_times(text: str) -> list[int] | str:
-    """--outer-times: "cosine", or decreasing diffusion times, one per outer step (950,850,600,250)."""
+    """--outer-times: "cosine", or whole diffusion times separated by commas (950,850,600,250); the
+    rule they must follow is checked in Settings.validate (solvers.schedule.check_outer_times)."""
     if str(text).strip().lower() == "cosine":
         return "cosine"
     try:
-        times = [int(v) for v in str(text).split(",")]
+        return [int(v) for v in str(text).split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected whole times separated by commas, e.g. 950,850,600,250; got {text!r}") from None
-    if any(a <= b for a, b in zip(times, times[1:])) or min(times) < 0:
-        raise argparse.ArgumentTypeError(f"the times must decrease and be >= 0, e.g. 950,850,600,250; got {text!r}")
-    return times
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -35,7 +35,7 @@ from degradations import make_operator
 from restore.eval_images import find_images, image_seeds, load_batch
 from restore.metrics import compute_all
 from restore.prior import BUNDLED, load_prior
-from restore.settings import SOLVER_NAMES, Settings, build_solver, resolve_device
+from restore.settings import SOLVER_NAMES, Settings, build_solver, parse_times, resolve_device
 from solvers import make_generators
 
 
@@ -50,7 +50,7 @@ def parse_config(text: str, total: int, eta: float = Settings.eta) -> Settings:
     inner = [int(b) for b in budgets.split(",")] if budgets else 5
     options = {"outer_power": float(power)} if power else {}  # else Settings' default
     if times:
-        options["outer_times"] = times if times == "cosine" else [int(t) for t in times.split(",")]
+        options["outer_times"] = parse_times(times)
     if noise:
         options["outer_noise"] = float(noise)
     return Settings(solver=name, eta=eta, inner=inner, outer=4 if not budgets else len(inner), steps=total,

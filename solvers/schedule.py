@@ -70,3 +70,26 @@ def cosine_outer_times(t_start: int, outer_steps: int) -> list[int]:
     if outer_steps < 1:
         raise ValueError(f"outer_steps must be >= 1, got {outer_steps}")
     return [round(t_start * math.cos(math.pi / 2 * j / outer_steps)) for j in range(outer_steps)]
+
+
+def check_outer_times(times, outer_steps: int, T: int | None = None) -> list[int]:
+    """Explicit outer times as ints: one per outer step, decreasing, in [0, T - 1] (ValueError if not)."""
+    times = [int(t) for t in times]
+    if (len(times) != outer_steps or times[-1] < 0 or (T is not None and times[0] >= T)
+            or any(a <= b for a, b in zip(times, times[1:]))):
+        top = "" if T is None else f", below {T}"
+        raise ValueError(f"outer_times must give one time per outer step ({outer_steps} outer steps) and "
+                         f"decrease, each >= 0{top}; got {times}")
+    return times
+
+
+def resolve_outer_times(spec, t_start: int, outer_steps: int, power: float, T: int) -> list[int]:
+    """Nested's outer times: t_start ((N - j) / N)^power when spec is None, the cosine rule for
+    "cosine", else the explicit times `spec` (checked)."""
+    if spec is None:
+        return outer_times(t_start, outer_steps, power)
+    if spec == "cosine":
+        return cosine_outer_times(t_start, outer_steps)
+    if isinstance(spec, str):
+        raise ValueError(f"outer_times must be 'cosine' or a list of times, got {spec!r}")
+    return check_outer_times(spec, outer_steps, T)

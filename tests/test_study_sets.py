@@ -26,7 +26,7 @@ ss = _load("study_set")
 
 
 def test_fresh_manifest_is_complete_and_unused():
-    rows = ss.read_fresh()
+    rows = ss.read_manifest(ss.FRESH_SOURCES)
     assert len(rows) >= 60
     assert len({r["name"] for r in rows}) == len(rows)
     assert len({(r["package"], r["path"]) for r in rows}) == len(rows)
@@ -87,3 +87,13 @@ def test_rcc_member_reads_plain_and_compressed_files(tmp_path, version):
     (tmp_path / "bad.rcc").write_bytes(b"nope" + bytes(40))
     with pytest.raises(ValueError):
         ss.rcc_member(tmp_path / "bad.rcc", "/dir/a.png")
+
+
+def test_a_missing_package_names_the_command_that_installs_it():
+    rows = [dict(name="x", registry="pypi", package="nopkg", path="nopkg/a.jpg", version="1.0"),
+            dict(name="y", registry="debian", package="nodeb", path="/usr/share/nodeb-none/a.jpg"),
+            dict(name="z", registry="pypi", package="gradio", path="gradio/none.jpg", version="")]
+    with pytest.raises(ss.SetError, match="3 of the set's photos are missing") as error:
+        ss.photos(rows)
+    assert ("`apt-get install -y --no-install-recommends nodeb && pip install gradio && "
+            "pip install --no-deps nopkg==1.0`") in str(error.value)
