@@ -71,6 +71,7 @@ def restore_image(
     outer_eta: float | None = None,
     outer_times: list[int] | str | None = None,
     outer_noise: float | None = None,
+    inner_power: float | None = None,
     seed: int | None = None,
     size: int | str | None = None,
     tile: int | None = None,
@@ -94,8 +95,8 @@ def restore_image(
     Settings: start from `settings` (default `Settings()`: sr4, sigma_y 0, nested 4 x 5, DDRM 20
     steps, eta 0.85, eta_b 1, seed 0, 1 candidate), then a `config` YAML file (a name in
     configs/ or a path), then the keyword arguments that are not None. outer_power, outer_eta,
-    outer_times, outer_noise: Nested's outer loop (solvers.Nested; inp_box and inp_mask default
-    to outer_times "cosine", outer_noise 1: restore.configs.TASK_DEFAULTS).
+    outer_times, outer_noise, inner_power: Nested's outer loop (solvers.Nested; inp_box and
+    inp_mask have their own: restore.configs.TASK_DEFAULTS).
     model: None (CelebA-HQ when cached locally, else the bundled prior, said in one line), a
     name / model id / folder / checkpoint (see restore.prior.load_prior), or a loaded prior
     (anything with `alphas_cumprod`, called as prior(x_t, t) -> eps; with `image_size` unless
@@ -121,7 +122,7 @@ def restore_image(
     started = time.perf_counter()
     given = dict(task=task, mask=mask, sigma_y=sigma_y, model=model if isinstance(model, (str, Path)) else None,
                  solver=solver, outer=outer, inner=inner, steps=steps, eta=eta, eta_b=eta_b, outer_power=outer_power,
-                 outer_eta=outer_eta, outer_times=outer_times, outer_noise=outer_noise, seed=seed, size=size,
+                 outer_eta=outer_eta, outer_times=outer_times, outer_noise=outer_noise, inner_power=inner_power, seed=seed, size=size,
                  tile=tile, precision=precision, compile=compile, candidates=candidates)
     state = None
     if resume is not None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 METHOD_KEYS = ("solver", "outer", "inner", "steps", "eta", "eta_b", "zeta", "lam", "outer_power", "outer_eta",
-               "outer_times", "outer_noise")
+               "outer_times", "outer_noise", "inner_power")
 
 
 #: What an inpainting task's Nested DDRM gets when neither the person nor a measured config sets
@@ -22,7 +22,7 @@ METHOD_KEYS = ("solver", "outer", "inner", "steps", "eta", "eta_b", "zeta", "lam
 #: -0.52 +- 0.10 dB (README, "Where Nested falls behind").
 INPAINTING = {"outer_times": "cosine", "outer_noise": 1.0}
 TASK_DEFAULTS = {"inp_box": INPAINTING, "inp_mask": INPAINTING}
-OUTER_KEYS = ("outer_power", "outer_eta", "outer_times", "outer_noise")
+OUTER_KEYS = ("outer_power", "outer_eta", "outer_times", "outer_noise", "inner_power")
 
 
 def task_defaults(values: dict[str, Any]) -> dict[str, Any]:

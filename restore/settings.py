@@ -58,6 +58,7 @@ class Settings:
     outer_eta: float = 0.0
     outer_times: list[int] | str | None = None
     outer_noise: float = 0.0
+    inner_power: float = 1.0
     seed: int = 0
     size: int | str | None = None
     tile: int | None = None
@@ -97,6 +98,8 @@ class Settings:
             raise UsageError(f"--outer-eta must lie in [0, 1], got {self.outer_eta}")
         if not 0.0 <= self.outer_noise <= 1.0:
             raise UsageError(f"--outer-noise must lie in [0, 1] (the share of fresh noise), got {self.outer_noise}")
+        if self.inner_power <= 0:
+            raise UsageError(f"--inner-power must be > 0 (1 = the solver's own grid in every inner run), got {self.inner_power}")
         if self.outer_noise > 0 and self.outer_eta > 0:
             raise UsageError(f"give --outer-eta or --outer-noise, not both (got {self.outer_eta} and {self.outer_noise})")
         if self.outer_times is not None and self.outer_times != "cosine":
@@ -223,6 +226,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "overrides --outer-power")
     parser.add_argument("--outer-noise", type=float, help="nested solvers: share of fresh noise when the outer step "
                         "re-noises the inner result (0: DDIM, default; 1: a restart; README, 'Where Nested falls behind')")
+    parser.add_argument("--inner-power", type=float, help="nested solvers: every inner run but the last calls at "
+                        "t (s/t)^p over the solver's grid s (default 1: the solver's grid; < 1 gathers the calls at the "
+                        "top of each run; README, 'Where Nested falls behind')")
     parser.add_argument("--steps", type=int, help="plain solvers: network calls (default 20)")
     parser.add_argument("--eta", type=float, help="DDRM and DDNM eta (default 0.85)")
     parser.add_argument("--eta-b", type=float, help="DDRM eta_b (default 1.0)")
@@ -343,7 +349,7 @@ def build_solver(settings: Settings, prior, operator):
             return solver
         return Nested(solver, inner_steps=settings.budgets, outer_eta=settings.outer_eta,
                       outer_power=settings.outer_power, outer_times=settings.outer_times,
-                      outer_noise=settings.outer_noise)
+                      outer_noise=settings.outer_noise, inner_power=settings.inner_power)
     except ValueError as error:
         raise UsageError(str(error).splitlines()[0]) from None
 

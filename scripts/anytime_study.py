@@ -3,9 +3,10 @@
     python scripts/anytime_study.py --data heldout/ --task inp_box --size 128 --tiles 2 \
         --configs ddrm nested:5,5,5,5 nested:2,3,5,10 nested:8,6,4,2 --out study_inp_box.json
 
-A configuration is `solver[:budgets][@outer_eta][/outer_times][%outer_noise][^outer_power]`
+A configuration is `solver[:budgets][@outer_eta][/outer_times][%outer_noise][^outer_power][~inner_power]`
 (outer_power: Nested's default, 2, unless given; ^1 is the paper's even outer grid;
-`nested:5,5,5,5/950,850,600,250%1` gives the outer times and re-noises with fresh noise): `ddrm` (or ddnm, diffpir, dps) runs as many
+`nested:5,5,5,5/950,850,600,250%1` gives the outer times and re-noises with fresh noise; `~0.5` gathers the calls
+of every inner run but the last at its top, Nested's inner_power): `ddrm` (or ddnm, diffpir, dps) runs as many
 calls as the first nested budget list sums to (20 if none); `nested:2,3,5,10` nests DDRM (or
 `nested-ddnm:...` another solver) with those inner budgets. Every configuration sees the same
 measurements and the same sampler seed per image (common random numbers), so differences are
@@ -40,6 +41,7 @@ from solvers import make_generators
 
 
 def parse_config(text: str, total: int, eta: float = Settings.eta) -> Settings:
+    text, _, inner_power = text.partition("~")
     text, _, power = text.partition("^")
     text, _, noise = text.partition("%")
     text, _, times = text.partition("/")
@@ -53,6 +55,8 @@ def parse_config(text: str, total: int, eta: float = Settings.eta) -> Settings:
         options["outer_times"] = parse_times(times)
     if noise:
         options["outer_noise"] = float(noise)
+    if inner_power:
+        options["inner_power"] = float(inner_power)
     return Settings(solver=name, eta=eta, inner=inner, outer=4 if not budgets else len(inner), steps=total,
                     outer_eta=float(outer_eta or 0.0), **options).validate()
 

@@ -18,7 +18,11 @@ cost starts (DDRM: 950 for 20 calls); its times are t_start ((N - j) / N)^outer_
 power 1, evenly spaced down to t_start / N; the default here is 2, see OUTER_POWER), or
 `outer_times` given explicitly, or "cosine": t_start cos(pi/2 j / N) (950, 878, 672, 364: a
 first outer step that stays above the times where an inpainted region's content is decided);
-each inner run uses the solver's own grid (`StepSolver.grid`) from its outer time down to 0.
+each inner run uses the solver's own grid (`StepSolver.grid`) from its outer time down to 0, or,
+with `inner_power` p < 1, every run but the last has that grid moved towards its top, t (s / t)^p:
+a run that is not the last is re-noised at the next outer time, which keeps only what it decided
+at high noise levels (the level and layout of an unmeasured region), so its calls are spent
+there; the last run's result is the output and keeps the solver's grid down to clean.
 
 Budgets: `inner_steps=5` gives every outer step 5 calls; a list, e.g. [2, 3, 5, 10], gives outer
 step j its own budget (the paper leaves this "dynamic allocation" to future work; README,
@@ -33,7 +37,7 @@ import torch
 
 from solvers.base import Prior, Record, Sampler, StepCalls
 from solvers.noise import Generators, randn
-from solvers.schedule import CLEAN, resolve_outer_times
+from solvers.schedule import CLEAN, resolve_outer_times, warp_times
 from solvers.step import SpectralMeasurement, StepSolver
 
 
@@ -58,12 +62,14 @@ class Nested(Sampler):
     t_start cos(pi/2 j / N) (either overrides outer_power);
     outer_noise: share of fresh noise when the outer step re-noises x0_hat (DDRM's eta
     convention: 0 = DDIM's step with eps_hat, 1 = q(x_t' | x0_hat)); with outer_eta, one of the two
-    must be 0."""
+    must be 0;
+    inner_power: every inner run but the last calls at t (s / t)^inner_power for the solver's grid
+    times s from its outer time t (1: the solver's own grid; < 1: calls gathered at the top)."""
 
     def __init__(self, solver: StepSolver, outer_steps: int | None = None,
                  inner_steps: int | Sequence[int] = 5, outer_eta: float = 0.0, yield_inner: bool = False,
                  outer_power: float = OUTER_POWER, outer_times: Sequence[int] | str | None = None,
-                 outer_noise: float = 0.0):
+                 outer_noise: float = 0.0, inner_power: float = 1.0):
         super().__init__(solver.prior, solver.operator)
         if isinstance(inner_steps, int):
             outer_steps = 4 if outer_steps is None else outer_steps
@@ -84,11 +90,14 @@ class Nested(Sampler):
         self.outer_steps, self.outer_eta, self.yield_inner = len(budgets), outer_eta, yield_inner
         if outer_power <= 0:
             raise ValueError(f"outer_power must be > 0, got {outer_power}")
-        self.outer_power, self.outer_noise = outer_power, outer_noise
+        if inner_power <= 0:
+            raise ValueError(f"inner_power must be > 0, got {inner_power}")
+        self.outer_power, self.outer_noise, self.inner_power = outer_power, outer_noise, inner_power
         self.outer = resolve_outer_times(outer_times, solver.start(self.nfe_total), self.outer_steps, outer_power,
                                          self.schedule.T)
         try:
-            self.inner = [solver.grid(t, n) for t, n in zip(self.outer, budgets)]
+            grids = [solver.grid(t, n) for t, n in zip(self.outer, budgets)]
+            self.inner = [warp_times(g, inner_power) for g in grids[:-1]] + grids[-1:]
         except ValueError as error:
             raise ValueError(f"inner budgets {budgets} do not fit the outer times {self.outer}: {error}") from None
 
@@ -169,8 +178,9 @@ class NestedDDRM(Nested):
     def __init__(self, prior: Prior, operator, outer_steps: int | None = None,
                  inner_steps: int | Sequence[int] = 5, eta: float = 0.85, eta_b: float = 1.0,
                  outer_eta: float = 0.0, yield_inner: bool = False, outer_power: float = OUTER_POWER,
-                 outer_times: Sequence[int] | str | None = None, outer_noise: float = 0.0):
+                 outer_times: Sequence[int] | str | None = None, outer_noise: float = 0.0,
+                 inner_power: float = 1.0):
         from solvers.ddrm import DDRM
 
         super().__init__(DDRM(prior, operator, steps=1, eta=eta, eta_b=eta_b), outer_steps,
-                         inner_steps, outer_eta, yield_inner, outer_power, outer_times, outer_noise)
+                         inner_steps, outer_eta, yield_inner, outer_power, outer_times, outer_noise, inner_power)

@@ -54,6 +54,22 @@ def linear_times(t_start: int, steps: int) -> list[int]:
     return [round(t_start * k / (steps - 1)) for k in range(steps - 1, -1, -1)] + [CLEAN]
 
 
+def warp_times(times: list[int], power: float) -> list[int]:
+    """A run's call times `times` (t0 > ... > 0, then CLEAN) moved towards its top t0: each s
+    becomes t0 (s / t0)^power (power 1: unchanged; power < 1: the calls gather where t is high,
+    e.g. 878, 658, 439, 220, 0 -> 878, 760, 621, 439, 0 for power 0.5). ValueError when rounding
+    would merge two times."""
+    if power <= 0:
+        raise ValueError(f"the inner power must be > 0, got {power}")
+    if power == 1:
+        return list(times)
+    t0 = times[0]
+    warped = [s if s in (CLEAN, 0) else round(t0 * (s / t0) ** power) for s in times]
+    if any(a <= b for a, b in zip(warped, warped[1:])):
+        raise ValueError(f"cannot spread {len(times) - 1} calls below t={t0} with power {power}: {warped}")
+    return warped
+
+
 def outer_times(t_start: int, outer_steps: int, power: float = 1.0) -> list[int]:
     """Outer times of Nested Diffusion (Elata et al., Alg. 2): t_start ((N - j) / N)^power for
     j = 0 .. N-1 (power 1: evenly spaced down to t_start / N, as in the paper; power 2: denser

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from restore.settings import CONFIG_DIR, Settings, load_config
+from restore.settings import CONFIG_DIR, Settings, UsageError, load_config
 
 CONFIGS = sorted(CONFIG_DIR.glob("*.yaml"))
 
@@ -104,7 +104,8 @@ def test_outer_times_and_noise_settings():
     assert s.outer_times == [950, 850, 600, 250]
     assert Settings(outer_times="cosine").validate().outer_times == "cosine"
     for bad, match in (({"outer_times": [950, 850]}, "4 outer steps"), ({"outer_times": [5, 9, 3, 2]}, "decrease"),
-                       ({"outer_noise": 1.5}, "outer-noise"), ({"outer_noise": 1.0, "outer_eta": 0.5}, "not both")):
+                       ({"outer_noise": 1.5}, "outer-noise"), ({"outer_noise": 1.0, "outer_eta": 0.5}, "not both"),
+                       ({"inner_power": 0.0}, "inner-power")):
         with pytest.raises(UsageError, match=match):
             Settings(**bad).validate()
 
@@ -117,6 +118,9 @@ def test_outer_times_and_noise_settings():
     nested = build_solver(Settings(task="inp_box", outer_times="cosine", outer_noise=1.0).validate(), Prior(),
                           make_operator("inp_box", 16))
     assert nested.outer == [950, 878, 672, 364] and nested.outer_noise == 1.0
+    top = build_solver(Settings(task="inp_box", outer_times="cosine", inner_power=0.5).validate(), Prior(),
+                       make_operator("inp_box", 16))
+    assert top.inner_power == 0.5 and top.inner[1] == [878, 760, 621, 439, 0, -1]
 
 
 def test_a_persons_outer_loop_takes_none_of_the_configs(tmp_path, monkeypatch, tiny_model_dir):
@@ -134,3 +138,21 @@ def test_a_persons_outer_loop_takes_none_of_the_configs(tmp_path, monkeypatch, t
     assert (power.outer_times, power.outer_noise, power.outer_power, power.eta) == (None, 0.0, 1.0, 0.5)
     ddim = _run(tiny_model_dir, task="inp_box", outer_eta=0.5).settings  # no "not both" error
     assert (ddim.outer_eta, ddim.outer_noise, ddim.outer_times) == (0.5, 0.0, None)
+
+
+def test_study_configuration_grammar():
+    """scripts/anytime_study.py's `solver[:budgets][@outer_eta][/outer_times][%outer_noise][^outer_power][~inner_power]`."""
+    import importlib.util
+    import sys
+
+    scripts = Path(__file__).resolve().parent.parent / "scripts"
+    sys.path.insert(0, str(scripts))
+    spec = importlib.util.spec_from_file_location("anytime_study", scripts / "anytime_study.py")
+    study = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(study)
+    s = study.parse_config("nested:5,4,4,7/cosine%1~0.5", 20, eta=1.0)
+    assert (s.inner, s.outer, s.outer_times, s.outer_noise, s.inner_power, s.eta) == ([5, 4, 4, 7], 4, "cosine", 1.0, 0.5, 1.0)
+    plain = study.parse_config("nested:5,5,5,5^1", 20)
+    assert (plain.outer_power, plain.inner_power, plain.outer_noise) == (1.0, 1.0, 0.0)
+    with pytest.raises(UsageError, match="inner-power"):
+        study.parse_config("nested~0", 20)

@@ -11,7 +11,7 @@ from degradations import make_operator
 from gaussian_prior import GaussianPrior
 from restore.settings import Settings, UsageError, build_solver
 from solvers import DDNM, DDRM, DPS, SOLVERS, DiffPIR, Nested, NestedDDRM, Run, make_generators
-from solvers.schedule import CLEAN
+from solvers.schedule import CLEAN, warp_times
 
 SIZE = 8
 NAMES = list(SOLVERS)
@@ -129,7 +129,8 @@ def unclipped(solver):
     lambda p, o: unclipped(DiffPIR(p, o, steps=50)),
     lambda p, o: Nested(DDNM(p, o), 5, 10),
     lambda p, o: Nested(DDRM(p, o), 4, 10, outer_times=[950, 850, 600, 250], outer_noise=1.0),
-], ids=["ddrm", "ddnm", "diffpir", "nested-ddnm", "nested-ddrm-fresh-outer-noise"])
+    lambda p, o: Nested(DDRM(p, o), 4, 10, outer_times="cosine", outer_noise=1.0, inner_power=0.5),
+], ids=["ddrm", "ddnm", "diffpir", "nested-ddnm", "nested-ddrm-fresh-outer-noise", "nested-ddrm-inner-power"])
 def test_mean_of_restorations_is_the_posterior_mean_for_inpainting(make_solver):
     """Noiseless inpainting with a pixel-wise Gaussian prior: the posterior keeps the known pixels
     and leaves the others to their prior, so E[x0 | y] is y where measured, mu elsewhere. DDRM,
@@ -187,6 +188,28 @@ def test_explicit_outer_times():
         Nested(DDRM(prior, op), 4, 5, outer_eta=0.5, outer_noise=1.0)
     with pytest.raises(ValueError, match="outer_noise"):
         Nested(DDRM(prior, op), 4, 5, outer_noise=1.5)
+
+
+def test_inner_power_moves_every_inner_run_but_the_last_towards_its_top():
+    prior = gaussian()
+    op = operator("sr2")
+    plain = Nested(DDRM(prior, op), 4, 5, outer_times="cosine")
+    top = Nested(DDRM(prior, op), 4, 5, outer_times="cosine", inner_power=0.5)
+    assert plain.inner[1] == [878, 658, 439, 220, 0, CLEAN]
+    assert top.inner[1] == [878, 760, 621, 439, 0, CLEAN]  # 878 (s / 878)^0.5
+    assert top.inner[0] == [950, 822, 672, 475, 0, CLEAN]  # from the rounded grid 950, 712, 475, 238
+    assert top.inner[-1] == plain.inner[-1] == [364, 273, 182, 91, 0, CLEAN]  # the result keeps its grid
+    assert len(top.times) == len(plain.times) == 21 and top.nfe_total == 20
+    assert Nested(DDRM(prior, op), 4, 5, inner_power=1.0).inner == Nested(DDRM(prior, op), 4, 5).inner
+    # one outer step is the last: still exactly the solver with K steps
+    y = op.H(draw(prior, batch=2, seed=3))
+    one = Nested(DDRM(prior, op), 1, 6, inner_power=0.3).restore(y, 0.0, make_generators([4, 5]))
+    assert torch.allclose(one, DDRM(prior, op, steps=6).restore(y, 0.0, make_generators([4, 5])), atol=1e-10)
+    with pytest.raises(ValueError, match="inner_power"):
+        Nested(DDRM(prior, op), 4, 5, inner_power=0.0)
+    with pytest.raises(ValueError, match="do not fit"):  # 4 calls below t = 4 cannot crowd at the top
+        Nested(DDRM(prior, op), 2, [4, 4], outer_times=[4, 3], inner_power=0.1)
+    assert warp_times([100, 50, 20, 10, 0, CLEAN], 2.0) == [100, 25, 4, 1, 0, CLEAN]  # > 1: towards clean
 
 
 def test_dps_without_guidance_samples_the_prior_and_with_it_moves_to_y():
