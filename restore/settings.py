@@ -253,8 +253,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_config(path: str | Path) -> dict[str, Any]:
     path = Path(path)
-    if not path.is_file() and (CONFIG_DIR / path).is_file():
-        path = CONFIG_DIR / path
+    # a bare name lives in configs/; "configs/x.yaml", as a run records it, is the repository's
+    for base in (CONFIG_DIR, REPO_ROOT):
+        if not path.is_file() and (base / path).is_file():
+            path = base / path
     if not path.is_file():
         raise UsageError(f"config file {path} not found (configs live in {CONFIG_DIR})")
     try:

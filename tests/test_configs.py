@@ -156,3 +156,14 @@ def test_study_configuration_grammar():
     assert (plain.outer_power, plain.inner_power, plain.outer_noise) == (1.0, 1.0, 0.0)
     with pytest.raises(UsageError, match="inner-power"):
         study.parse_config("nested~0", 20)
+
+
+def test_a_recorded_config_path_loads_from_any_folder(tmp_path, monkeypatch):
+    """A run records its measured config as configs/<task>_<model>.yaml (relative to the
+    repository); reading it back (the note that says what it changed) must not depend on the
+    folder the command runs in."""
+    monkeypatch.chdir(tmp_path)
+    assert load_config("configs/sr4_natural-ddpm.yaml")["task"] == "sr4"
+    assert load_config("sr4_natural-ddpm.yaml")["task"] == "sr4"
+    with pytest.raises(UsageError, match="not found"):
+        load_config("configs/no_such.yaml")
