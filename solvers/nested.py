@@ -21,7 +21,7 @@ first outer step that stays above the times where an inpainted region's content 
 each inner run uses the solver's own grid (`StepSolver.grid`) from its outer time down to 0, or,
 with `inner_power` p < 1, every run but the last has that grid moved towards its top, t (s / t)^p:
 a run that is not the last is re-noised at the next outer time, which keeps only what it decided
-at high noise levels (the level and layout of an unmeasured region), so its calls are spent
+at high noise levels (such as the level of an unmeasured region), so its calls are spent
 there; the last run's result is the output and keeps the solver's grid down to clean.
 
 Budgets: `inner_steps=5` gives every outer step 5 calls; a list, e.g. [2, 3, 5, 10], gives outer

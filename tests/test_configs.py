@@ -84,12 +84,13 @@ def test_inpainting_gets_fresh_outer_noise_on_the_cosine_grid(tiny_model_dir):
 
     run = _run(tiny_model_dir, task="inp_box")
     box = run.settings
-    assert (box.outer_times, box.outer_noise, box.outer_eta) == ("cosine", 1.0, 0.0)
+    assert (box.outer_times, box.outer_noise, box.outer_eta, box.inner_power) == ("cosine", 1.0, 0.0, 0.5)
     assert any(n.startswith("inpainting: each outer step re-noises") for n in run.notes)
     assert not any(n.startswith("inpainting") for n in _run(tiny_model_dir, task="sr4").notes)
     assert task_defaults({"task": "inp_mask"})["outer_noise"] == 1.0
     given = _run(tiny_model_dir, task="inp_box", outer_power=1.0).settings  # a person's outer loop wins
-    assert (given.outer_times, given.outer_noise, given.outer_power) == (None, 0.0, 1.0)
+    assert (given.outer_times, given.outer_noise, given.outer_power, given.inner_power) == (None, 0.0, 1.0, 1.0)
+    assert _run(tiny_model_dir, task="inp_box", inner_power=0.7).settings.outer_noise == 0.0  # part of the outer loop
     assert _run(tiny_model_dir, task="inp_box", outer_eta=0.5).settings.outer_noise == 0.0
     assert _run(tiny_model_dir, task="inp_box", config="none").settings.outer_times is None
     assert _run(tiny_model_dir, task="inp_box", solver="nested-ddnm").settings.outer_times is None  # measured for DDRM

@@ -39,7 +39,8 @@ def setup(task="sr2", images=1):
 SOLVERS = {
     "nested": lambda p, o: NestedDDRM(p, o, outer_steps=3, inner_steps=4),
     "nested-eta": lambda p, o: NestedDDRM(p, o, outer_steps=3, inner_steps=4, outer_eta=0.5),
-    "nested-fresh": lambda p, o: NestedDDRM(p, o, outer_steps=3, inner_steps=4, outer_times="cosine", outer_noise=1.0),
+    "nested-fresh": lambda p, o: NestedDDRM(p, o, outer_steps=3, inner_steps=4, outer_times="cosine", outer_noise=1.0,
+                                            inner_power=0.5),
     "ddrm": lambda p, o: DDRM(p, o, steps=5),
 }
 
