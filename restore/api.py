@@ -122,8 +122,8 @@ def restore_image(
     started = time.perf_counter()
     given = dict(task=task, mask=mask, sigma_y=sigma_y, model=model if isinstance(model, (str, Path)) else None,
                  solver=solver, outer=outer, inner=inner, steps=steps, eta=eta, eta_b=eta_b, outer_power=outer_power,
-                 outer_eta=outer_eta, outer_times=outer_times, outer_noise=outer_noise, inner_power=inner_power, seed=seed, size=size,
-                 tile=tile, precision=precision, compile=compile, candidates=candidates)
+                 outer_eta=outer_eta, outer_times=outer_times, outer_noise=outer_noise, inner_power=inner_power,
+                 seed=seed, size=size, tile=tile, precision=precision, compile=compile, candidates=candidates)
     state = None
     if resume is not None:
         from restore.live import load_state, resume_inputs

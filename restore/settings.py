@@ -99,7 +99,8 @@ class Settings:
         if not 0.0 <= self.outer_noise <= 1.0:
             raise UsageError(f"--outer-noise must lie in [0, 1] (the share of fresh noise), got {self.outer_noise}")
         if self.inner_power <= 0:
-            raise UsageError(f"--inner-power must be > 0 (1 = the solver's own grid in every inner run), got {self.inner_power}")
+            raise UsageError(f"--inner-power must be > 0 (1 = the solver's own grid in every inner run), "
+                             f"got {self.inner_power}")
         if self.outer_noise > 0 and self.outer_eta > 0:
             raise UsageError(f"give --outer-eta or --outer-noise, not both (got {self.outer_eta} and {self.outer_noise})")
         if self.outer_times is not None and self.outer_times != "cosine":
