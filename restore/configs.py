@@ -73,9 +73,9 @@ def describe(settings) -> str | None:
     if not settings.config:
         defaults = TASK_DEFAULTS.get(settings.task)
         if defaults and settings.nested and all(getattr(settings, k) == v for k, v in defaults.items()):
+            flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in defaults.items())
             return ("inpainting: each outer step re-noises the inner result with fresh noise, on the cosine outer "
-                    "grid, inner runs gathered at their top (--outer-noise 1 --outer-times cosine --inner-power 0.5; "
-                    "README, 'Where Nested falls behind')")
+                    f"grid, inner runs gathered at their top ({flags}; README, 'Where Nested falls behind')")
         return None
     measured = load_config(settings.config)
     changed = [f"{k} {measured[k]}" for k in METHOD_KEYS
