@@ -24,6 +24,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -95,7 +96,9 @@ def inputs(work: Path) -> None:
 
 
 def run(argv: list[str], cwd: Path) -> None:
-    done = subprocess.run([sys.executable, *argv], cwd=cwd, capture_output=True, text=True)
+    """Python on argv in `cwd`, importing this checkout's packages (not another install's)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, *argv], cwd=cwd, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise SystemExit(f"error: {' '.join(argv)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
 
