@@ -15,12 +15,11 @@ Shapes and scales, for every operator:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import torch
 
-if TYPE_CHECKING:  # imported lazily in observe(): importing the solvers package here would be
-    from solvers.noise import Generators  # circular (solvers.ddrm imports degradations.base)
+from degradations.noise import Generators, randn
 
 
 def pixel_sigma_to_model(sigma_y: float) -> float:
@@ -106,8 +105,6 @@ class SVDOperator:
         """y = H x + noise, noise std `sigma_y` on the [0, 1] pixel scale (2 sigma_y on [-1, 1]).
 
         `generator`: one torch.Generator, a list with one per image, or None."""
-        from solvers.noise import randn
-
         y = self.H(x)
         sigma = pixel_sigma_to_model(sigma_y)
         if sigma > 0:

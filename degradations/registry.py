@@ -14,7 +14,12 @@ from degradations.colorization import Colorization
 from degradations.denoising import Denoising
 from degradations.inpainting import Inpainting
 from degradations.masks import box_mask, load_mask, random_mask, text_mask
-from degradations.separable import BicubicSR, Deblurring, gaussian_kernel, uniform_kernel
+from degradations.separable import (
+    BicubicSR,
+    Deblurring,
+    gaussian_kernel,
+    uniform_kernel,
+)
 from degradations.superres import BlockAverageSR
 
 TASKS: dict[str, str] = {

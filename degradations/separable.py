@@ -13,8 +13,8 @@ coefficient outside the block (unmeasured) in (C, H, W) order. Components are se
 zero by `zero_rule`: "1d" (default, DDRM's official rule) zeroes the 1-D singular values of A and
 B below `zero_below` (3e-2), so a_i b_j survives when both factors do, down to 9e-4; "product"
 zeroes every a_i b_j below it. The operator then is the blur with those components removed, and
-H, H^T, H^+ and the solvers all see the same operator. Measured with DDRM (README, "Deblurring:
-which components count as measured"): noiseless deblur_uniform +6.5 dB with "1d", noisy a tie.
+H, H^T, H^+ and the solvers all see the same operator. Measured with DDRM (docs/tasks-and-models.md,
+"Deblurring: which components count as measured"): noiseless deblur_uniform +6.5 dB with "1d", noisy a tie.
 
 Measurements y (B, m), m = C * h_out * w_out, are the natural degraded image (C, h_out, w_out)
 flattened, values on [-1, 1]; U maps spectral measurements to it (unorder, then Ua . Ub^T).
@@ -29,7 +29,6 @@ import torch
 
 from degradations._util import like
 from degradations.base import SVDOperator, check_divisible
-
 
 #: how `zero_below` applies: "1d" zeroes the 1-D singular values of A and B below it (DDRM's
 #: rule; products down to zero_below^2 stay measured), "product" the singular values of A kron B

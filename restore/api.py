@@ -2,21 +2,22 @@
 DDRM, score every anytime output, optionally fill an output folder as it goes, steer candidates,
 stop, resume.
 
-    from restore import restore_image
+    from restore import restore_image, save_result
 
     result = restore_image("face.png", task="sr4")            # simulation: face.png is clean
     result.final                # (1, 3, H, W) tensor on [-1, 1], the restored image
     result.steps                # the anytime outputs, each a Step(nfe, seconds, image, psnr, ...)
     result.metrics["final"]     # {"psnr": ..., "ssim": ..., "lpips": ...}
-    result.save("outputs/face_sr4")                           # the files of scripts/restore.py
+    save_result(result, "outputs/face_sr4")                   # the files of scripts/restore.py
 
     restore_image("lowres.png", task="sr4", observed=True, reference="face.png")
     restore_image("face.png", task="sr4", candidates=4, choose=lambda step, run: 2, out="out/")
     restore_image(resume="out/")                              # continue a stopped run
 
-The modes and the seeds: restore.job. Stepping, candidates, the clock and the budget:
-restore.session (`Restoration`, the stepwise form of this call, which the page drives). The
-folder: restore.live. What is tracked:
+The settings: restore.settings (composed once: defaults < measured config < what is given). The
+modes: restore.restoration.job; the seeds: restore.restoration.seeds. Stepping, candidates, the
+clock and the budget: restore.restoration.session (`Restoration`, the stepwise form of this call,
+which the page drives). The folder: restore.outputs.live. What is tracked:
 - `steps`: the anytime outputs (the outer results of Nested DDRM, every network call's x0
   prediction for DDRM), each candidate's with PSNR, SSIM, LPIPS, and the restoration `seconds`;
 - `per_call`: every network call's output per candidate with PSNR and LPIPS (no SSIM). LPIPS
@@ -25,8 +26,9 @@ folder: restore.live. What is tracked:
 - `baselines`: the pseudo-inverse H^+ y ("pinv") and, for super-resolution, the low-resolution
   measurement upsampled with bicubic interpolation ("bicubic").
 
-Errors in the user's input raise `UsageError`, `ImageReadError` or `PriorNotFound` (all
-ValueErrors with a one-line message); a stop before the first result raises `Cancelled`.
+Errors in the user's input raise `UsageError` (restore.errors; `ImageReadError` and
+`PriorNotFound` are kinds of it), a ValueError with a one-line message; a stop before the first
+result raises `Cancelled`.
 """
 
 from __future__ import annotations
@@ -34,20 +36,29 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
-from restore.job import ImageLike, make_settings, prepare_job
-from restore.result import RestoreResult, Step
-from restore.live import run_steps
-from restore.session import Cancelled, Restoration
-from restore.settings import Settings, UsageError
+from restore.errors import UsageError
+from restore.outputs.files import check_output_dir
+from restore.outputs.live import LiveFolder, run_steps
+from restore.outputs.resume import load_state, resume_inputs
+from restore.restoration.job import ImageLike, prepare_job
+from restore.restoration.result import RestoreResult, Step
+from restore.restoration.session import Cancelled, Restoration
+from restore.settings.compose import compose
+from restore.settings.configs import load_config
+from restore.settings.schema import Settings
 
-__all__ = ["restore_image", "RestoreResult", "Step", "Cancelled"]
+__all__ = ["restore_image", "RestoreResult", "Step", "Cancelled", "SETTING_NAMES"]
 
 Chooser = Callable[[Step, Restoration], Any]
+#: the settings restore_image takes as keyword arguments (every Settings field; model and config
+#: are named arguments of their own)
+SETTING_NAMES = tuple(f.name for f in fields(Settings) if f.name not in ("model", "config"))
 
 
 def restore_image(
@@ -58,87 +69,63 @@ def restore_image(
     config: str | Path | None = None,
     observed: bool | None = None,
     reference: ImageLike | None = None,
-    mask: str | Path | None = None,
-    sigma_y: float | None = None,
     model: Any = None,
-    solver: str | None = None,
-    outer: int | None = None,
-    inner: int | None = None,
-    steps: int | None = None,
-    eta: float | None = None,
-    eta_b: float | None = None,
-    outer_power: float | None = None,
-    outer_eta: float | None = None,
-    outer_times: list[int] | str | None = None,
-    outer_noise: float | None = None,
-    inner_power: float | None = None,
-    seed: int | None = None,
-    size: int | str | None = None,
-    tile: int | None = None,
-    precision: str | None = None,
-    compile: bool | None = None,
-    candidates: int | None = None,
     device: str | torch.device = "auto",
-    time_budget: float | None = None,
-    progress: bool = False,
-    quiet: bool = False,
-    callback: Callable[[Step], bool | None] | None = None,
-    choose: Chooser | None = None,
-    stop: threading.Event | None = None,
     out: str | Path | None = None,
     overwrite: bool = False,
     resume: str | Path | None = None,
+    time_budget: float | None = None,
+    choose: Chooser | None = None,
+    callback: Callable[[Step], bool | None] | None = None,
+    stop: threading.Event | None = None,
+    progress: bool = False,
+    quiet: bool = False,
+    **overrides: Any,
 ) -> RestoreResult:
     """Restore one image and return the result (complete, or stopped with its latest output).
 
     image: a path, or a (1, C, H, W) / (C, H, W) tensor on [-1, 1] (C = 1 or 3).
-    Settings: start from `settings` (default `Settings()`: sr4, sigma_y 0, nested 4 x 5, DDRM 20
-    steps, eta 0.85, eta_b 1, seed 0, 1 candidate), then a `config` YAML file (a name in
-    configs/ or a path), then the keyword arguments that are not None. outer_power, outer_eta,
-    outer_times, outer_noise, inner_power: Nested's outer loop (solvers.Nested; inp_box and
-    inp_mask have their own: restore.configs.TASK_DEFAULTS).
+    Settings (restore.settings.compose): start from `settings` (default: Settings() completed by
+    the measured config of the task and model), or a `config` YAML file (a name in configs/ or a
+    path; "none": no measured config), then `task` and the keyword `overrides` that are not None:
+    any of SETTING_NAMES (sigma_y, mask, solver, outer, inner, steps, eta, eta_b, zeta, lam,
+    outer_power, outer_eta, outer_times, outer_noise, inner_power, seed, size, tile, candidates,
+    precision, compile; see restore.settings.schema.Settings).
     model: None (CelebA-HQ when cached locally, else the bundled prior, said in one line), a
-    name / model id / folder / checkpoint (see restore.prior.load_prior), or a loaded prior
+    name / model id / folder / checkpoint (see restore.models.prior.load_prior), or a loaded prior
     (anything with `alphas_cumprod`, called as prior(x_t, t) -> eps; with `image_size` unless
     `size` is given), to reuse it across calls.
-    size: S (S x S, centre crop and resize) or "native" (the input's own size); None: native, or
-    the model's size for a model trained at one size (restore.sizing). tile: network calls on
-    tiles of this many pixels (0 never, None only when one call would not fit; restore.network).
-    precision: "fp32" (default), "bf16" or "fp16" for the network's arithmetic (the solver stays
-    fp32); compile: torch.compile the network (restore.precision).
     device: "auto" (cuda, then mps, then cpu) or a torch device name (a loaded prior's own
-    device wins). time_budget: seconds of restoration time after which the latest output is kept.
-    progress: a tqdm bar (network calls, latest PSNR) on stderr. quiet: no notes on stderr (they
-    are kept in `notes` and metrics.json either way).
-    callback(step): called after each anytime step; returning True stops the run there.
+    device wins).
+    out: fill this folder as the run goes (see restore.outputs.live; an existing folder needs
+    `overwrite`). resume: continue the stopped run saved in this folder, writing on into it;
+    whatever else is given must agree with the saved run.
+    time_budget: seconds of restoration time after which the latest output is kept.
     choose(step, restoration): called after each step while several candidates are left (after
     the last step too, to pick the result); it may return a candidate number to continue from
     (None or 0: all continue), or steer through restoration.choose / drop / stop.
+    callback(step): called after each anytime step; returning True stops the run there.
     stop: an Event; once set, the run stops within one network call and keeps its latest result.
-    out: fill this folder as the run goes (see restore.live; an existing folder needs
-    `overwrite`). resume: continue the stopped run saved in this folder, writing on into it;
-    whatever else is given must agree with the saved run.
+    progress: a tqdm bar (network calls, latest PSNR) on stderr. quiet: no notes on stderr (they
+    are kept in `notes` and metrics.json either way).
     """
     started = time.perf_counter()
-    given = dict(task=task, mask=mask, sigma_y=sigma_y, model=model if isinstance(model, (str, Path)) else None,
-                 solver=solver, outer=outer, inner=inner, steps=steps, eta=eta, eta_b=eta_b, outer_power=outer_power,
-                 outer_eta=outer_eta, outer_times=outer_times, outer_noise=outer_noise, inner_power=inner_power,
-                 seed=seed, size=size, tile=tile, precision=precision, compile=compile, candidates=candidates)
+    unknown = sorted(set(overrides) - set(SETTING_NAMES))
+    if unknown:
+        raise UsageError(f"restore_image got unknown setting(s) {', '.join(unknown)}; the settings are "
+                         f"{', '.join(SETTING_NAMES)} (and model, config)")
+    given = {**overrides, "task": task, "model": str(model) if isinstance(model, (str, Path)) else None}
     state = None
     if resume is not None:
-        from restore.live import load_state, resume_inputs
-
         state = load_state(resume)
-        given = {**(settings.as_dict() if settings else {}), **_config(config),
+        given = {**(settings.as_dict() if settings else {}), **(load_config(config) if config is not None else {}),
                  **{k: (str(v) if isinstance(v, Path) else v) for k, v in given.items() if v is not None}}
         settings, image, reference, observed = resume_inputs(state, Path(resume), given, image, reference, observed)
     else:
-        settings = make_settings(settings, config, given)
+        settings = compose(given, base=settings, config=config)
         if image is None:
             raise UsageError("an input image is needed (--input)")
         if out is not None:
-            from restore.report import check_output_dir
-
             check_output_dir(out, overwrite)  # before any work
     if time_budget is not None and not time_budget > 0:
         raise UsageError(f"--time-budget must be a positive number of seconds, got {time_budget}")
@@ -157,8 +144,6 @@ def restore_image(
     shown = len(session.notes)
     folder = None
     if out is not None or resume is not None:
-        from restore.live import LiveFolder
-
         folder = LiveFolder(resume if resume is not None else out, overwrite, resume=resume is not None)
     steps = run_steps(session, folder)
     try:
@@ -178,12 +163,6 @@ def restore_image(
     result = folder.finish(session) if folder is not None else session.result()
     _say(session.notes[shown:], quiet)
     return result
-
-
-def _config(config) -> dict[str, Any]:
-    from restore.settings import load_config
-
-    return load_config(config) if config is not None else {}
 
 
 def _progress_bar(settings: Settings, progress: bool):

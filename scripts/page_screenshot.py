@@ -1,4 +1,4 @@
-"""The README's picture of the page during a run: the bundled prior, the example face, sr4 with
+"""The docs' picture of the page during a run: the bundled prior, the example face, sr4 with
 3 candidates, caught after the first candidate was chosen and the second outer step arrived.
 
     python scripts/page_screenshot.py data/figures/page.png
@@ -15,7 +15,7 @@ from pathlib import Path
 import _paths  # noqa: F401  (must come first: see scripts/_paths.py)
 from playwright.sync_api import expect, sync_playwright
 
-from restore.page import EXAMPLE, serve
+from restore.page.layout import EXAMPLE, serve
 
 
 def main(out: str) -> None:
@@ -44,7 +44,7 @@ def main(out: str) -> None:
     finally:
         demo.close()
         shutil.rmtree(root, ignore_errors=True)
-    from PIL import Image  # 4/5 size, 256 colours: a small file for the README
+    from PIL import Image  # 4/5 size, 256 colours: a small file for the docs
 
     image = Image.open(out).convert("RGB")
     image = image.resize((image.width * 4 // 5, image.height * 4 // 5), Image.Resampling.LANCZOS)

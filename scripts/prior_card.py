@@ -19,8 +19,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from diffusers import DDIMScheduler  # noqa: E402
 
-from restore.imageio import save_image  # noqa: E402
-from restore.prior import load_prior  # noqa: E402
+from restore.io.images import save_image  # noqa: E402
+from restore.models.prior import load_prior  # noqa: E402
+from restore.paths import MODELS_DIR  # noqa: E402
 
 
 def loss_curve(csv_path: Path, out: Path) -> None:
@@ -71,7 +72,7 @@ def main() -> None:
     args = parser.parse_args()
     out = args.out or Path(args.model)
     if not out.is_dir():
-        out = Path(__file__).resolve().parents[1] / "data" / "models" / args.model
+        out = MODELS_DIR / args.model
     loss_curve(args.loss, out / "loss.png")
     samples(args.model, out / "samples.png", args.count, args.size, args.steps, args.seed)
     print(f"wrote {out / 'loss.png'} and {out / 'samples.png'}")

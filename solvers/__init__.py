@@ -2,13 +2,14 @@
 DPS, `Nested` (Nested Diffusion around any of them, NestedDDRM = Nested(DDRM)), and `Run`,
 which advances any of them one anytime step at a time (candidates, steering, saving)."""
 
-from solvers.base import Prior, Record, Sampler
+from degradations.noise import make_generators, randn
+from solvers.base import Sampler
 from solvers.ddnm import DDNM
 from solvers.ddrm import DDRM
 from solvers.diffpir import DiffPIR
 from solvers.dps import DPS
 from solvers.nested import Nested, NestedDDRM
-from solvers.noise import make_generators, randn
+from solvers.records import Prior, Record
 from solvers.run import Run
 from solvers.step import StepSolver
 

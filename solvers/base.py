@@ -1,8 +1,5 @@
-"""What every sampler shares: the prior protocol, records, the stepwise protocol, progress.
-
-Prior protocol: any object callable as `prior(x_t, t) -> eps` with x_t (B, C, H, W) on the
-[-1, 1] scale, t an int64 tensor of shape (B,), eps the predicted noise (same shape), and an
-attribute `alphas_cumprod` (1-D float tensor of length T). Nothing else is needed.
+"""What every sampler shares: the stepwise protocol, network calls, the one-shot loop, progress
+(the prior protocol and the records: solvers.records).
 
 Stepwise protocol: a sampler's run is a fixed sequence of `anytime_steps` steps, each ending in
 an anytime output (Nested DDRM: one per outer step; DDRM: one per network call). A subclass
@@ -20,49 +17,15 @@ end).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Generator, Iterator, Protocol
+from typing import Any, Iterator
 
 import torch
 from tqdm.auto import tqdm
 
-from solvers.noise import Generators
+from degradations.noise import Generators
+from solvers.records import Prior, Record, StepCalls
+from solvers.run import Run
 from solvers.schedule import NoiseSchedule
-
-
-class Prior(Protocol):
-    alphas_cumprod: torch.Tensor
-
-    def __call__(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor: ...
-
-
-@dataclass
-class Record:
-    """One output of a sampler, made by one network call.
-
-    nfe:   network calls made so far (cumulative).
-    x0:    the current image estimate, (B, C, H, W) on [-1, 1] (not clamped).
-    t:     the time at which this estimate was made (-1 for a clean sample).
-    kind:  "prediction" (a single network x0 prediction, DDRM's anytime output), "outer" (a Nested
-           Diffusion x0_hat, i.e. the result of a whole inner run) or "inner" (an x0 prediction
-           inside an inner run).
-    final: True on the last record, whose x0 is the sampler's result.
-    """
-
-    nfe: int
-    x0: torch.Tensor
-    t: int
-    kind: str
-    final: bool = False
-
-    @property
-    def anytime(self) -> bool:
-        """Whether this record ends an anytime step (a usable restoration, not an inner guess)."""
-        return self.kind != "inner"
-
-
-#: what `advance` returns: a generator of one Record per network call, returning the next state
-StepCalls = Generator[Record, None, torch.Tensor]
 
 
 class Sampler:
@@ -141,8 +104,6 @@ class Sampler:
         generator: one torch.Generator, a list with one per image (results then do not depend
         on the batch), or None (torch's global generator). For stepping, steering, candidates
         and saving, use `solvers.Run` directly."""
-        from solvers.run import Run
-
         run = Run(self, y, sigma_y, generator)
         return (r for r in run.records() if self.yield_inner or r.anytime)
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import torch
 
-from solvers.base import Prior
-from solvers.noise import Generators, randn
+from degradations.noise import Generators, randn
+from solvers.records import Prior
 from solvers.step import SpectralMeasurement, StepSolver
 
 __all__ = ["DDRM", "SpectralMeasurement"]

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import torch
 
-from solvers.base import Prior
-from solvers.noise import Generators, randn
+from degradations.noise import Generators, randn
+from solvers.records import Prior
 from solvers.schedule import CLEAN
 from solvers.step import SpectralMeasurement, StepSolver
 

@@ -9,7 +9,7 @@ With `outer_noise` > 0 the outer step instead re-noises x0_hat with that share o
 (DDRM's eta convention; 1: x_t' ~ q(x_t' | x0_hat), a restart from the inner sample). The paper's
 Eq. 1 leaves q(x_t' | x_t, x0) free; the marginal is right either way when x0_hat samples
 p(x0 | x_t, y), and fresh noise stops an early inner sample's errors from riding along in
-eps_hat (README, "Where Nested falls behind": what closes the inpainting gap).
+eps_hat (docs/studies/nested-inpainting.md: what closes the inpainting gap).
 The last outer step's x0_hat is the result, so the cost is the sum of the budgets, and
 Nested(solver, outer_steps=1, inner_steps=K) is exactly the solver with K steps.
 
@@ -25,8 +25,8 @@ at high noise levels (such as the level of an unmeasured region), so its calls a
 there; the last run's result is the output and keeps the solver's grid down to clean.
 
 Budgets: `inner_steps=5` gives every outer step 5 calls; a list, e.g. [2, 3, 5, 10], gives outer
-step j its own budget (the paper leaves this "dynamic allocation" to future work; README,
-"Spreading the budget", measures it).
+step j its own budget (the paper leaves this "dynamic allocation" to future work;
+docs/studies/budget-spread.md measures it).
 """
 
 from __future__ import annotations
@@ -35,16 +35,17 @@ from typing import Sequence
 
 import torch
 
-from solvers.base import Prior, Record, Sampler, StepCalls
-from solvers.noise import Generators, randn
+from degradations.noise import Generators, randn
+from solvers.base import Sampler
+from solvers.ddrm import DDRM
+from solvers.records import Prior, Record, StepCalls
 from solvers.schedule import CLEAN, resolve_outer_times, warp_times
 from solvers.step import SpectralMeasurement, StepSolver
-
 
 #: Default spacing of the outer times. The paper's even grid (power 1) ends the last inner run's
 #: measurement-branch steps at t_start / N (238 for 4 x 5), above DDRM's last one (50), which
 #: costs 0.7 dB on noisy denoising; t_start ((N - j) / N)^2 (950, 534, 238, 59) ends lower and
-#: gains on denoising and super-resolution (README, "Where Nested falls behind").
+#: gains on denoising and super-resolution (docs/studies/nested-inpainting.md).
 OUTER_POWER = 2.0
 
 
@@ -172,15 +173,13 @@ class Nested(Sampler):
 class NestedDDRM(Nested):
     """Nested(DDRM(prior, operator, eta=eta, eta_b=eta_b), outer_steps, inner_steps, outer_eta).
 
-    Default split 4 x 5: first preview after 5 calls at 20 in total (see README, "Choosing the
-    split", for the measurements behind it)."""
+    Default split 4 x 5: first preview after 5 calls at 20 in total (see docs/studies/choosing-the-split.md
+    for the measurements behind it)."""
 
     def __init__(self, prior: Prior, operator, outer_steps: int | None = None,
                  inner_steps: int | Sequence[int] = 5, eta: float = 0.85, eta_b: float = 1.0,
                  outer_eta: float = 0.0, yield_inner: bool = False, outer_power: float = OUTER_POWER,
                  outer_times: Sequence[int] | str | None = None, outer_noise: float = 0.0,
                  inner_power: float = 1.0):
-        from solvers.ddrm import DDRM
-
         super().__init__(DDRM(prior, operator, steps=1, eta=eta, eta_b=eta_b), outer_steps,
                          inner_steps, outer_eta, yield_inner, outer_power, outer_times, outer_noise, inner_power)

@@ -28,12 +28,15 @@ run exactly.
 
 from __future__ import annotations
 
-from typing import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import torch
 
-from solvers.base import Record, Sampler
-from solvers.noise import Generators
+from degradations.noise import Generators
+from solvers.records import Record
+
+if TYPE_CHECKING:  # the samplers drive a Run (solvers.base imports this module)
+    from solvers.base import Sampler
 
 STATE_FORMAT = "anytime-restore run"
 STATE_VERSION = 1

@@ -80,7 +80,7 @@ def outer_times(t_start: int, outer_steps: int, power: float = 1.0) -> list[int]
 def cosine_outer_times(t_start: int, outer_steps: int) -> list[int]:
     """Outer times t_start cos(pi/2 j / N), j = 0 .. N-1 (950, 878, 672, 364 for 4 steps): short
     outer steps first, so the first inner runs' samples are re-noised while the content of large
-    unmeasured regions is still open (README, "Where Nested falls behind")."""
+    unmeasured regions is still open (docs/studies/nested-inpainting.md)."""
     if outer_steps < 1:
         raise ValueError(f"outer_steps must be >= 1, got {outer_steps}")
     return [round(t_start * math.cos(math.pi / 2 * j / outer_steps)) for j in range(outer_steps)]

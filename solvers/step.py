@@ -24,8 +24,9 @@ from functools import cached_property
 import torch
 
 from degradations.base import pixel_sigma_to_model
-from solvers.base import Prior, Record, Sampler, StepCalls
-from solvers.noise import Generators, randn
+from degradations.noise import Generators, randn
+from solvers.base import Sampler
+from solvers.records import Prior, Record, StepCalls
 from solvers.schedule import CLEAN, ddrm_start, linear_times
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from restore.prior import celebahq_schedule
+from restore.models.prior import celebahq_schedule
 
 
 class GaussianPrior:

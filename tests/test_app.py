@@ -1,9 +1,8 @@
-"""scripts/app.py and the page's pieces that need no browser: the mask drawn on the input, the
+"""The page's command (restore.cli.app, behind scripts/app.py) and the page's pieces that need no browser: the mask drawn on the input, the
 host warning, bad arguments."""
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -11,21 +10,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from restore.settings import UsageError, run_cli
+from restore.cli.options import run_cli
+from restore.errors import UsageError
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _app():
-    sys.path.insert(0, str(REPO / "scripts"))
-    spec = importlib.util.spec_from_file_location("app_cli", REPO / "scripts" / "app.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_the_brush_strokes_become_the_mask(tmp_path):
-    from restore.page import Page
+    from restore.page.handlers import Page
 
     page = Page(tmp_path)
     image = Image.new("RGB", (80, 60), "gray")  # not square: centre-cropped to 60x60, then 32x32
@@ -44,11 +36,11 @@ def test_the_brush_strokes_become_the_mask(tmp_path):
 
 
 def test_host_warning_and_bad_port(monkeypatch, capsys):
-    import restore.page
+    import restore.page.layout
+    from restore.cli import app
 
-    app = _app()
     served = []
-    monkeypatch.setattr(restore.page, "serve", lambda host, port, **kw: served.append((host, port, kw["root"])))
+    monkeypatch.setattr(restore.page.layout, "serve", lambda host, port, **kw: served.append((host, port, kw["root"])))
     assert run_cli(app.main, ["--port", "7999"]) == 0
     assert capsys.readouterr().err == ""
     assert run_cli(app.main, ["--host", "0.0.0.0"]) == 0

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from degradations import TASKS, make_operator, scale_factor
-from restore.baselines import baseline, baseline_names, baselines
+from restore.quality.baselines import baseline, baseline_names, baselines
 
 
 def test_scale_factor_matches_the_operators():

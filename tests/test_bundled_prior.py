@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from degradations import make_operator
-from restore.imageio import load_image
-from restore.metrics import psnr
-from restore.prior import BUNDLED, celebahq_schedule, load_prior
+from restore.io.images import load_image
+from restore.models.prior import celebahq_schedule, load_prior
+from restore.quality.metrics import psnr
+from restore.settings.model_spec import BUNDLED
 from solvers import DDRM, make_generators
 
 HELD_OUT = Path(__file__).parent / "data" / "lpips" / "ex_ref.png"  # an LPIPS example patch, not a training photo

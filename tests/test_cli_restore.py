@@ -1,10 +1,9 @@
-"""scripts/restore.py and restore.restore_image: end-to-end runs with a tiny random model (fast,
+"""The command line (restore.cli.restore, behind scripts/restore.py) and restore.restore_image: end-to-end runs with a tiny random model (fast,
 meaningless images), observed mode, the time budget, the output folder, every user error, and
 one quality check with the bundled prior."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import subprocess
@@ -16,23 +15,13 @@ import pytest
 import torch
 from PIL import Image
 
-from restore.settings import run_cli
+from restore.cli import restore as cli_module
+from restore.cli.options import run_cli
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "restore.py"
 BUNDLED_CONFIG = REPO / "data" / "models" / "natural-ddpm" / "config.json"
 FACE = REPO / "tests" / "data" / "lpips" / "ex_ref.png"  # a 64x64 natural photo (see LICENSE there)
-
-
-def _load_script():
-    sys.path.insert(0, str(SCRIPT.parent))  # for its `import _paths`, which takes this entry out again
-    spec = importlib.util.spec_from_file_location("restore_cli", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-cli_module = _load_script()
 
 
 def cli(argv, capsys):
@@ -244,7 +233,8 @@ def test_overwrite(tiny_model_dir, tmp_path, capsys):
 
 
 def test_failed_save_leaves_nothing(tiny_model_dir, tmp_path, monkeypatch):
-    from restore import report, restore_image
+    from restore import restore_image, save_result
+    from restore.outputs import files as report
 
     r = restore_image(torch.zeros(1, 3, 32, 32), "sr4", model=str(tiny_model_dir), outer=1, inner=1, quiet=True)
 
@@ -253,7 +243,7 @@ def test_failed_save_leaves_nothing(tiny_model_dir, tmp_path, monkeypatch):
 
     monkeypatch.setattr(report, "metrics_figure", boom)  # fails after the images are written
     with pytest.raises(RuntimeError):
-        r.save(tmp_path / "deep" / "o")
+        save_result(r, tmp_path / "deep" / "o")
     assert list(tmp_path.iterdir()) == []  # no output folder, no temporary folder, no parents
 
 

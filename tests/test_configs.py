@@ -6,7 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from restore.settings import CONFIG_DIR, Settings, UsageError, load_config
+from restore.errors import UsageError
+from restore.paths import CONFIG_DIR
+from restore.settings import Settings
+from restore.settings.configs import load_config
 
 CONFIGS = sorted(CONFIG_DIR.glob("*.yaml"))
 
@@ -26,13 +29,13 @@ def test_config_is_valid_and_named_after_its_task_and_model(path: Path):
 @pytest.fixture()
 def measured(tmp_path, monkeypatch, tiny_model_dir):
     """A measured config for (deno, the tiny test model), in a configs folder of its own."""
-    import restore.settings
+    import restore.paths
 
     folder = tmp_path / "configs"
     folder.mkdir()
     (folder / f"deno_{Path(tiny_model_dir).name}.yaml").write_text(
         "task: deno\nsolver: nested\nouter: 2\ninner: 1\neta: 0.5\nouter_power: 1.0\nsigma_y: 0.3\nseed: 9\n")
-    monkeypatch.setattr(restore.settings, "CONFIG_DIR", folder)
+    monkeypatch.setattr(restore.paths, "CONFIG_DIR", folder)
     return folder
 
 
@@ -65,8 +68,8 @@ def test_flags_override_it_and_none_or_another_solver_skip_it(measured, tiny_mod
 
 
 def test_the_command_line_applies_it_too(measured, tiny_model_dir):
-    from restore.eval_cli import build_parser
-    from restore.settings import settings_from_args
+    from restore.cli.evaluate import build_parser
+    from restore.cli.options import settings_from_args
 
     base = ["--data", ".", "--out", "o", "--task", "deno", "--model", str(tiny_model_dir)]
     applied = settings_from_args(build_parser().parse_args(base))
@@ -78,9 +81,9 @@ def test_the_command_line_applies_it_too(measured, tiny_model_dir):
 
 # --------------------------------------------------------------------------- task defaults
 def test_inpainting_gets_fresh_outer_noise_on_the_cosine_grid(tiny_model_dir):
-    """Nested DDRM on inp_box / inp_mask: the outer loop that closes the inpainting gap (README,
-    "Where Nested falls behind"), unless the person or a config sets the outer loop."""
-    from restore.configs import task_defaults
+    """Nested DDRM on inp_box / inp_mask: the outer loop that closes the inpainting gap
+    (docs/studies/nested-inpainting.md), unless the person or a config sets the outer loop."""
+    from restore.settings.compose import task_defaults
 
     run = _run(tiny_model_dir, task="inp_box")
     box = run.settings
@@ -99,7 +102,8 @@ def test_inpainting_gets_fresh_outer_noise_on_the_cosine_grid(tiny_model_dir):
 
 
 def test_outer_times_and_noise_settings():
-    from restore.settings import UsageError, build_solver
+    from restore.errors import UsageError
+    from restore.settings.build import build_solver
 
     s = Settings(task="inp_box", outer_times=[950, 850, 600, 250], outer_noise=0.5).validate()
     assert s.outer_times == [950, 850, 600, 250]
@@ -127,13 +131,13 @@ def test_outer_times_and_noise_settings():
 def test_a_persons_outer_loop_takes_none_of_the_configs(tmp_path, monkeypatch, tiny_model_dir):
     """--outer-power must not be overridden by a config's outer_times, nor --outer-eta clash with its
     outer_noise: setting any part of the outer loop leaves the config's outer keys out."""
-    import restore.settings
+    import restore.paths
 
     folder = tmp_path / "configs"
     folder.mkdir()
     (folder / f"inp_box_{Path(tiny_model_dir).name}.yaml").write_text(
         "task: inp_box\nsolver: nested\neta: 0.5\nouter_times: cosine\nouter_noise: 1.0\n")
-    monkeypatch.setattr(restore.settings, "CONFIG_DIR", folder)
+    monkeypatch.setattr(restore.paths, "CONFIG_DIR", folder)
     assert _run(tiny_model_dir, task="inp_box").settings.outer_times == "cosine"
     power = _run(tiny_model_dir, task="inp_box", outer_power=1.0).settings
     assert (power.outer_times, power.outer_noise, power.outer_power, power.eta) == (None, 0.0, 1.0, 0.5)
@@ -142,15 +146,9 @@ def test_a_persons_outer_loop_takes_none_of_the_configs(tmp_path, monkeypatch, t
 
 
 def test_study_configuration_grammar():
-    """scripts/anytime_study.py's `solver[:budgets][@outer_eta][/outer_times][%outer_noise][^outer_power][~inner_power]`."""
-    import importlib.util
-    import sys
+    """The anytime study's (restore.studies.anytime) `solver[:budgets][@outer_eta][/outer_times][%outer_noise][^outer_power][~inner_power]`."""
+    from restore.studies import anytime as study
 
-    scripts = Path(__file__).resolve().parent.parent / "scripts"
-    sys.path.insert(0, str(scripts))
-    spec = importlib.util.spec_from_file_location("anytime_study", scripts / "anytime_study.py")
-    study = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(study)
     s = study.parse_config("nested:5,4,4,7/cosine%1~0.5", 20, eta=1.0)
     assert (s.inner, s.outer, s.outer_times, s.outer_noise, s.inner_power, s.eta) == ([5, 4, 4, 7], 4, "cosine", 1.0, 0.5, 1.0)
     plain = study.parse_config("nested:5,5,5,5^1", 20)

@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from restore import eval_folder
-from restore.eval_cli import main
-from restore.evaluation import find_images, image_seeds
-from restore.settings import run_cli
+from restore.cli.evaluate import main
+from restore.cli.options import run_cli
+from restore.evaluation import folder as eval_folder
+from restore.evaluation.images import find_images
+from restore.restoration.seeds import image_seeds
 
 REPO = Path(__file__).resolve().parents[1]
 IMAGES = ["a.png", "b.jpg", "c.png", "sub/d.png", "sub/e.bmp"]

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from restore.eval_cli import main
-from restore.settings import run_cli
+from restore.cli.evaluate import main
+from restore.cli.options import run_cli
 
 SIZES = {"a.png": (40, 48), "b.png": (40, 48), "odd.png": (37, 29), "small.png": (32, 32)}  # (H, W)
 

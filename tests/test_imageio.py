@@ -1,4 +1,4 @@
-"""restore.imageio: reading every common PIL mode at the right scale, writing 8-bit PNGs."""
+"""restore.io.images: reading every common PIL mode at the right scale, writing 8-bit PNGs."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from restore.imageio import ImageReadError, check_image, crop_resize, load_image, save_image, to_uint8
+from restore.errors import ImageReadError
+from restore.io.images import check_image, crop_resize, load_image, save_image, to_uint8
 
 
 def _expect(a_uint: np.ndarray, full: float) -> torch.Tensor:

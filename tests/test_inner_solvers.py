@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from gaussian_prior import GaussianPrior
 
 from degradations import make_operator
-from gaussian_prior import GaussianPrior
-from restore.settings import Settings, UsageError, build_solver
+from restore.errors import UsageError
+from restore.settings import Settings
+from restore.settings.build import build_solver
 from solvers import DDNM, DDRM, DPS, SOLVERS, DiffPIR, Nested, NestedDDRM, Run, make_generators
 from solvers.schedule import CLEAN, warp_times
 

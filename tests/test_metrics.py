@@ -1,4 +1,4 @@
-"""restore.metrics: PSNR / SSIM / LPIPS per image, LPIPS against the LPIPS authors' values."""
+"""restore.quality.metrics: PSNR / SSIM / LPIPS per image, LPIPS against the LPIPS authors' values."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from restore import metrics as M
+from restore.quality import metrics as M
 
 DATA = Path(__file__).parent / "data" / "lpips"
 

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from restore import restore_image
-from restore.network import SizedNetwork, network_bytes, plan_network, tile_starts
-from restore.settings import UsageError
-from restore.imageio import crop_resize
+from restore.errors import UsageError
+from restore.io.images import crop_resize
+from restore.models.network import SizedNetwork, network_bytes, plan_network, tile_starts
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLED_MODEL = REPO / "data" / "models" / "natural-ddpm" / "config.json"
@@ -74,8 +74,8 @@ def test_a_tiled_restoration_is_close_to_the_untiled_one():
     receptive field and its GroupNorm statistics reach past a tile; measured on this face crop
     (DDRM 10 steps, deno 0.1): the two agree to 40.7 dB PSNR and score 27.53 / 27.41 dB."""
     from degradations import make_operator
-    from restore.imageio import load_image
-    from restore.prior import load_prior
+    from restore.io.images import load_image
+    from restore.models.prior import load_prior
     from solvers import DDRM, make_generators
 
     prior = load_prior("natural-ddpm")
@@ -110,7 +110,7 @@ def test_observed_super_resolution_of_a_non_square_image(tiny_model_dir):
 
 
 def test_size_forces_a_square_and_native_overrides_a_fixed_size_model(tiny_model_dir):
-    from restore.prior import load_prior
+    from restore.models.prior import load_prior
 
     prior = load_prior(str(tiny_model_dir))
     prior.fixed_size = True  # as CelebA-HQ's: restorations default to its 32x32
@@ -125,7 +125,7 @@ def test_size_forces_a_square_and_native_overrides_a_fixed_size_model(tiny_model
 
 # --------------------------------------------------------------------------- memory
 def test_memory_estimate_grows_with_the_pixels(tiny_model_dir):
-    from restore.prior import load_prior
+    from restore.models.prior import load_prior
 
     prior = load_prior(str(tiny_model_dir))
     a, b = network_bytes(prior, 1, 64, 64), network_bytes(prior, 2, 128, 128)
@@ -134,8 +134,8 @@ def test_memory_estimate_grows_with_the_pixels(tiny_model_dir):
 
 
 def test_auto_tiling_and_refusal(tiny_model_dir, monkeypatch):
-    import restore.network as N
-    from restore.prior import load_prior
+    import restore.models.network as N
+    from restore.models.prior import load_prior
 
     prior = load_prior(str(tiny_model_dir))
     dev = torch.device("cpu")

@@ -34,7 +34,7 @@ from degradations import (  # noqa: E402
     text_mask,
     uniform_kernel,
 )
-from solvers.noise import make_generators  # noqa: E402
+from degradations.noise import make_generators  # noqa: E402
 
 DT = torch.float64
 ATOL = 1e-5  # operators are built in float32, then cast to float64 for the checks

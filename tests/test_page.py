@@ -1,4 +1,4 @@
-"""The web page (scripts/app.py, restore/page.py) in a real browser: headless Chromium (Debian's
+"""The web page (scripts/app.py, restore/page/) in a real browser: headless Chromium (Debian's
 package, which .ci/run installs) driven by Playwright. The page is served in this process with a
 tiny random model slowed to 0.6 s per network call, so that a person's clicks land mid-run."""
 
@@ -51,8 +51,8 @@ def _free_port() -> int:
 def server(tiny_model_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("page")
     os.environ.setdefault("GRADIO_TEMP_DIR", str(root / "uploads"))  # as scripts/app.py does, before the import
-    from restore.page import serve
-    from restore.prior import load_prior
+    from restore.models.prior import load_prior
+    from restore.page.layout import serve
 
     demo, page, url = serve("127.0.0.1", _free_port(), root=root, block=False, quiet=True,
                             models={"slow-tiny": SlowPrior(load_prior(str(tiny_model_dir)), 0.6)})

@@ -1,4 +1,4 @@
-"""restore.precision.configure_network on CPU with a tiny U-Net, and `bench.py gpu` without a GPU."""
+"""restore.models.precision.configure_network on CPU with a tiny U-Net, and `bench.py gpu` without a GPU."""
 
 import os
 import shutil
@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from restore.precision import PRECISIONS, ConfiguredNetwork, configure_network
-from restore.prior import DiffusersPrior, celebahq_schedule
+from restore.models.precision import PRECISIONS, ConfiguredNetwork, configure_network
+from restore.models.prior import DiffusersPrior, celebahq_schedule
 
 REPO = Path(__file__).resolve().parents[1]
 # bf16 vs fp32 eps of the tiny random U-Net: measured 0.011 relative error (t = 50, 500, 900;
@@ -156,7 +156,8 @@ def test_fp16_on_a_cpu_is_a_one_line_error(tiny_model_dir, tmp_path, capsys):
     if torch.cuda.is_available():
         pytest.skip("a CUDA machine runs fp16")
     from test_cli_restore import cli_module
-    from restore.settings import run_cli
+
+    from restore.cli.options import run_cli
 
     code = run_cli(cli_module.main, ["--input", str(REPO / "data" / "examples" / "face.png"), "--model", str(tiny_model_dir),
                               "--precision", "fp16", "--device", "cpu", "--out", str(tmp_path / "o"), "--quiet"])

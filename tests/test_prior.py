@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from ddpm_reference import OriginalDDPM
-from restore.prior import PriorNotFound, celebahq_schedule, load_prior
+
+from restore.errors import PriorNotFound
+from restore.models.prior import celebahq_schedule, load_prior
 
 
 def randomised(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from gaussian_prior import GaussianPrior
 
 from degradations import make_operator
-from gaussian_prior import GaussianPrior
 from solvers import DDRM, NestedDDRM, Run, make_generators
 
 SIZE = 8

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from gaussian_prior import GaussianPrior
 
 from degradations import make_operator
-from gaussian_prior import GaussianPrior
 from solvers import DDRM, NestedDDRM, make_generators
 from solvers.schedule import CLEAN, linear_times, outer_times
 

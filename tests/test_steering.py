@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-
 from test_cli_restore import SCRIPT, _rgb, cli, cli_module
 
 REPO = Path(__file__).resolve().parents[1]
@@ -140,7 +139,7 @@ def test_stop_then_resume_equals_uninterrupted(tiny_model_dir, tmp_path, capsys,
     whole, cut = tmp_path / "whole", tmp_path / "cut"
     assert cli(base(src, whole, tiny_model_dir, *args), capsys)[0] == 0
 
-    from restore.live import LiveFolder
+    from restore.outputs.live import LiveFolder
 
     write_step = LiveFolder.write_step
 
@@ -246,7 +245,7 @@ def test_real_sigterm_before_the_first_result_leaves_nothing(tiny_model_dir, tmp
 
 def test_overwrite_then_cancel_brings_the_old_folder_back(tiny_model_dir, tmp_path):
     from restore import restore_image
-    from restore.session import Cancelled
+    from restore.restoration.session import Cancelled
 
     src = _rgb(tmp_path / "in.png", 32, 32)
     out = tmp_path / "o"

@@ -1,28 +1,18 @@
-"""scripts/study_set.py: the fresh test set's manifest is complete and disjoint from every image the
+"""The study and fresh sets (restore.training.study_sets, behind scripts/study_set.py): the fresh
+test set's manifest is complete and disjoint from every image the
 project has used, and the Qt resource reader that opens GCompris's photos reads a small archive
 built here byte by byte from Qt's documented layout."""
 
 import csv
-import importlib.util
 import struct
-import sys
 import zlib
 from pathlib import Path
 
 import pytest
 
+from restore.training import study_sets as ss
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _load(name):
-    sys.path.insert(0, str(ROOT / "scripts"))
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-ss = _load("study_set")
 
 
 def test_fresh_manifest_is_complete_and_unused():

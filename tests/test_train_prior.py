@@ -1,8 +1,7 @@
-"""scripts/train_prior.py and scripts/train_sources.py: the manifest of training photos, build-data
-on a fake package tree, the crop sampler and colour jitter, a tiny training run and its resumption."""
+"""The bundled prior's training (restore.training, behind scripts/train_prior.py): the manifest of
+training photos, build-data on a fake package tree, the crop sampler and colour jitter, a tiny training run and its resumption."""
 
 import csv
-import importlib.util
 import json
 import os
 from pathlib import Path
@@ -12,18 +11,12 @@ import pytest
 import torch
 from PIL import Image
 
+from restore.models.architectures import architecture, make_model
+from restore.training import sources as ts
+from restore.training import train as tp
+from restore.training.crops import CropSampler, colour_jitter
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-tp = _load("train_prior")
-ts = _load("train_sources")
 
 
 def test_manifest_rows_are_complete():
@@ -103,28 +96,28 @@ def test_build_data_refuses_a_missing_package_in_one_line(tmp_path, capsys):
 
 def test_default_architecture_is_the_bundled_models_and_attention_variant_fits():
     config = json.loads((ROOT / "data/models/natural-ddpm/config.json").read_text())
-    arch = tp.architecture()
+    arch = architecture()
     for key, value in arch.items():
         assert config[key] == (list(value) if isinstance(value, tuple) else value), key
-    attn = tp.architecture(attention=True)
+    attn = architecture(attention=True)
     assert attn["down_block_types"][-2:] == ("AttnDownBlock2D",) * 2 and attn["add_attention"]
     assert attn["up_block_types"][:2] == ("AttnUpBlock2D",) * 2
     assert len(attn["block_out_channels"]) == 6  # 256 -> 8x8 at the lowest level
-    n_params = sum(p.numel() for p in tp.make_model(attention=True).parameters())
+    n_params = sum(p.numel() for p in make_model(attention=True).parameters())
     assert 2 * n_params < 30e6  # fp16 safetensors under 30 MB
 
 
 def test_sampler_and_colour_jitter():
     rng = np.random.default_rng(0)
     photos = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in [(40, 70), (130, 90), (20, 24)]]
-    sampler = tp.CropSampler(photos, torch.device("cpu"), levels=3)
+    sampler = CropSampler(photos, torch.device("cpu"), levels=3)
     gen = torch.Generator().manual_seed(0)
     x = sampler.sample(16, 32, gen, max_zoom=4.0)
     assert x.shape == (16, 3, 32, 32) and x.abs().max() <= 1 and torch.isfinite(x).all()
     grey = torch.linspace(-1, 1, 16).view(1, 1, 4, 4).expand(3, 3, 4, 4)
-    assert torch.allclose(tp.colour_jitter(grey, gen, 5.0, 0.1), grey, atol=1e-5)  # greys stay grey
-    assert torch.equal(tp.colour_jitter(x, gen, 0.0, 0.0), x)
-    y = tp.colour_jitter(x, gen, 5.0, 0.1)
+    assert torch.allclose(colour_jitter(grey, gen, 5.0, 0.1), grey, atol=1e-5)  # greys stay grey
+    assert torch.equal(colour_jitter(x, gen, 0.0, 0.0), x)
+    y = colour_jitter(x, gen, 5.0, 0.1)
     luma = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
     inside = (y.abs() < 1).all(1, keepdim=True)  # where nothing was clipped, luma is unchanged
     assert torch.allclose(((y - x) * luma).sum(1, keepdim=True)[inside], torch.zeros(1), atol=1e-4)
@@ -143,7 +136,7 @@ def test_tiny_training_writes_a_loadable_model_and_resumes(tmp_path, capsys, att
     tp.main(base + ["--steps", "3"])
     assert torch.load(run / "checkpoint.pt", weights_only=False)["step"] == 3
 
-    from restore.prior import load_prior
+    from restore.models.prior import load_prior
 
     prior = load_prior(str(run / "model"))
     assert prior.unet.config.add_attention == attention

@@ -1,0 +1,69 @@
+"""The command line of the batch evaluation (scripts/evaluate.py, `anytime-evaluate`). The work:
+restore.evaluation.run."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from restore.cli.options import (
+    ArgumentParser,
+    add_arguments,
+    run_cli,
+    settings_from_args,
+)
+from restore.errors import UsageError
+from restore.evaluation.run import CHOICES, EvalConfig, run_evaluation
+from restore.settings.configs import load_config
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = ArgumentParser(
+        prog="evaluate.py",
+        description="Evaluate solvers at equal network calls over a folder of images "
+                    "(per-image CSV, summary JSON, anytime plot); resumable; runs under torchrun.")
+    parser.add_argument("--data", required=True, help="folder of clean images (searched recursively)")
+    parser.add_argument("--out", required=True, help="output folder (resumed when it holds the same run)")
+    parser.add_argument("--solvers", default="nested,ddrm",
+                        help="comma-separated solvers to compare: ddrm, ddnm, diffpir, dps, nested-<one of them> "
+                             "(nested = nested-ddrm); default nested,ddrm. Plain solvers get the nested split's "
+                             "calls unless --steps is given")
+    parser.add_argument("--choose", default="none", choices=CHOICES,
+                        help="with --candidates K: 'oracle-lpips' also runs K candidates steered by an oracle that "
+                             "keeps the best LPIPS after each step (an upper bound for a person's choice)")
+    parser.add_argument("--batch-size", type=int, default=4, help="images restored together (default 4)")
+    parser.add_argument("--save-images", action="store_true", help="also write the final restorations to OUT/images/")
+    parser.add_argument("--overwrite", action="store_true", help="discard an existing evaluation in OUT with other arguments")
+    parser.add_argument("--limit", type=int, help="evaluate only the first N images (sorted)")
+    parser.add_argument("--skip-unreadable", action="store_true",
+                        help="go on without images that cannot be read (listed in summary.json); by default any "
+                             "unreadable image stops the run before its first network call")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar or table")
+    add_arguments(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.solver is not None:
+        raise UsageError("evaluate.py compares solvers: use --solvers (e.g. --solvers nested,ddrm), not --solver")
+    settings = settings_from_args(args)
+    explicit_steps = args.steps is not None or (bool(args.config) and "steps" in load_config(args.config))
+    cfg = EvalConfig(data=Path(args.data), out=Path(args.out),
+                     solvers=tuple(s.strip() for s in args.solvers.split(",") if s.strip()), choose=args.choose,
+                     batch_size=args.batch_size, save_images=args.save_images, overwrite=args.overwrite,
+                     quiet=args.quiet, limit=args.limit, skip_unreadable=args.skip_unreadable,
+                     device=args.device)
+    try:
+        run_evaluation(settings, cfg, explicit_steps=explicit_steps)
+    except UsageError:
+        if int(os.environ.get("RANK", "0")) != 0:
+            raise SystemExit(2) from None  # every rank fails alike; rank 0 says why
+        raise
+    return 0
+
+
+def console() -> int:
+    """The `anytime-evaluate` command."""
+    return run_cli(main)

@@ -1,0 +1,105 @@
+"""How a person steers candidates from the command line: --choose parsed, the terminal prompt after
+each step, a scripted choice, and the signals (Ctrl-C, SIGTERM) that stop a run and keep its
+latest result."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from restore.errors import UsageError
+
+
+def parse_choices(text: str | None, candidates: int, steps: int, interactive: bool):
+    """'ask' | None (never ask) | a list with one entry per step (0: keep all)."""
+    if text is None:
+        text = "ask" if candidates > 1 and interactive else "none"
+    if text in ("ask", "none"):
+        return text if candidates > 1 else "none"
+    entries = [e.strip() for e in text.split(",")]
+    if not all(e.isdigit() or e == "" for e in entries):
+        raise UsageError(f"--choose takes ask, none or candidate numbers such as 2,1; got {text!r}")
+    picks = [int(e) if e else 0 for e in entries]
+    if len(picks) > steps:
+        raise UsageError(f"--choose has {len(picks)} entries but the run has {steps} steps; give at most one per step")
+    bad = [p for p in picks if p > candidates]
+    if bad:
+        raise UsageError(f"--choose names candidate {bad[0]}, but there are {candidates} (numbered 1 to {candidates})")
+    return picks
+
+
+class Signals:
+    """SIGINT / SIGTERM: the first asks the run to stop within one network call, keeping its latest
+    result (or, before the first result, cancelling it); the second aborts at once
+    (KeyboardInterrupt), and so does one at a prompt."""
+
+    def __init__(self, quiet: bool):
+        self.stop, self.kept, self.prompting, self.quiet = threading.Event(), False, False, quiet
+        self.previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def _handle(self, signum, frame):
+        if self.prompting or self.stop.is_set():
+            raise KeyboardInterrupt
+        self.stop.set()
+        if not self.quiet:
+            keep = "keeping the latest result" if self.kept else "there is no result to keep yet"
+            print(f"\nstopping after the current network call, {keep} (Ctrl-C again to abort)", file=sys.stderr)
+
+    def restore(self) -> None:
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
+
+
+def ask(signals: Signals, out: Path):
+    """The terminal prompt after each step: Enter keeps all, a number continues from it,
+    'd 2,4' drops candidates (then asks again), 's' stops and keeps the latest results."""
+    state = {"eof": False}
+
+    def choose(step, run):
+        if state["eof"]:
+            return None
+        last = step.index == run.solver.anytime_steps
+        what = "pick the result" if last else "continue from it"
+        while True:
+            print(f"step {step.index} (nfe {step.nfe}): candidates {', '.join(map(str, run.alive))} in "
+                  f"{out / f'candidates_step{step.index}.png'}\n  Enter: {'keep candidate ' + str(step.lead) if last else 'keep all'}"
+                  f", a number: {what}, d 2,4: drop, s: stop > ", end="", file=sys.stderr, flush=True)
+            signals.prompting = True
+            try:
+                line = sys.stdin.readline()
+            except KeyboardInterrupt:
+                line = "s\n"
+            finally:
+                signals.prompting = False
+            if not line:  # no more input: keep all from now on
+                state["eof"] = True
+                print(file=sys.stderr)
+                return None
+            line = line.strip()
+            try:
+                if not line:
+                    return None
+                if line == "s":
+                    run.stop()
+                    return None
+                if line.startswith("d"):  # then ask again: the same step may still choose
+                    run.drop([int(p) for p in line[1:].replace(",", " ").split()])
+                    if len(run.alive) == 1:
+                        return None
+                    continue
+                return int(line)
+            except (ValueError, UsageError) as error:
+                print(f"  {error if isinstance(error, UsageError) else 'type Enter, a number, d 2,4 or s'}",
+                      file=sys.stderr)
+
+    return choose
+
+
+def scripted(choices: list[int]):
+    """--choose 2,1: one candidate per step (0: keep all)."""
+    def choose(step, run):
+        return choices[step.index - 1] if step.index <= len(choices) else None
+
+    return choose

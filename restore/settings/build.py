@@ -1,0 +1,59 @@
+"""What settings build: the device, the degradation operator and the solver (a plain one, or
+Nested around it), with the libraries' ValueErrors turned into one-line UsageErrors."""
+
+from __future__ import annotations
+
+import torch
+
+from degradations import make_operator
+from restore.errors import UsageError, one_line
+from restore.settings.schema import Settings, solver_parts
+from solvers import SOLVERS, Nested
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"unknown device {name!r}; use auto, cpu, cuda or mps") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda asked for, but CUDA is not available; use --device cpu")
+    return device
+
+
+def build_operator(settings: Settings, size: int | tuple[int, int], channels: int = 3):
+    options = {"mask": settings.mask} if settings.task == "inp_mask" else {}
+    try:
+        return make_operator(settings.task, size, channels=channels, **options)
+    except ValueError as error:
+        message = str(error).splitlines()[0]
+        if settings.task == "inp_mask" and "does not match" in message:
+            h, w = (size, size) if isinstance(size, int) else size
+            message += f"; give --mask an image of {w}x{h} pixels (black = missing, white = kept)"
+        raise UsageError(message) from None
+    except OSError as error:  # an unreadable mask file (PIL's UnidentifiedImageError is an OSError)
+        raise UsageError(f"cannot read mask {settings.mask}: {one_line(error)}; "
+                         "give an image file (black = missing, white = kept)") from None
+
+
+def build_solver(settings: Settings, prior, operator):
+    """The solver the settings name: a plain one, or Nested around it."""
+    nested, name = solver_parts(settings.solver)
+    options = {"ddrm": {"eta": settings.eta, "eta_b": settings.eta_b}, "ddnm": {"eta": settings.eta},
+               "diffpir": {"lambda_": settings.lam, "zeta": settings.zeta}, "dps": {"zeta": settings.zeta}}[name]
+    options = {k: v for k, v in options.items() if v is not None}
+    try:
+        solver = SOLVERS[name](prior, operator, steps=settings.steps, **options)
+        if not nested:
+            return solver
+        return Nested(solver, inner_steps=settings.budgets, outer_eta=settings.outer_eta,
+                      outer_power=settings.outer_power, outer_times=settings.outer_times,
+                      outer_noise=settings.outer_noise, inner_power=settings.inner_power)
+    except ValueError as error:
+        raise UsageError(str(error).splitlines()[0]) from None

@@ -1,0 +1,70 @@
+"""The one composition of a run's settings, used by the command line, `restore_image`, evaluate.py
+and the page: Settings' defaults < the measured config of the task and model (or a config file
+given) < what the person set.
+
+When no config file is named, the measured config (restore.settings.configs) fills every method
+setting (METHOD_KEYS) the person did not set; the problem itself (task, model, sigma_y, mask,
+size, seed, candidates) is never taken from it, and a config for another solver than the one
+asked for is not applied. A person who sets any part of the outer loop gets none of the config's
+outer keys. Then an inpainting task's Nested DDRM gets TASK_DEFAULTS when nothing sets its outer
+loop. `config="none"` turns both off; the settings record the file applied (`config`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from restore import paths
+from restore.settings.configs import (
+    METHOD_KEYS,
+    OUTER_KEYS,
+    TASK_DEFAULTS,
+    load_config,
+    measured_config,
+)
+from restore.settings.model_spec import resolve_model
+from restore.settings.schema import Settings
+
+
+def compose(explicit: dict[str, Any], *, base: Settings | None = None, config: str | Path | None = None) -> Settings:
+    """The validated settings of a run. explicit: what the person set (None values are unset);
+    base: settings to start from instead of the defaults (then no measured config is applied);
+    config: a settings file (a name in configs/ or a path), or "none" for no measured config."""
+    explicit = {k: v for k, v in explicit.items() if v is not None}
+    values = base.as_dict() if base is not None else {}
+    if config is not None and str(config).lower() != "none":
+        values.update(load_config(config), config=str(config))
+    elif base is None and config is None:
+        values.update(apply_measured(explicit))
+    values.update(explicit)
+    if values.get("mask") is not None:
+        values["mask"] = str(values["mask"])
+    return Settings(**values).validate()
+
+
+def task_defaults(values: dict[str, Any]) -> dict[str, Any]:
+    """`values` completed by its task's outer-loop defaults (TASK_DEFAULTS) when it is nested
+    DDRM and nothing in it sets the outer loop already."""
+    defaults = TASK_DEFAULTS.get(values.get("task") or Settings.task)
+    solver = values.get("solver") or Settings.solver
+    if not defaults or solver not in ("nested", "nested-ddrm") or any(values.get(k) is not None for k in OUTER_KEYS):
+        return values
+    return {**values, **defaults}
+
+
+def apply_measured(explicit: dict[str, Any]) -> dict[str, Any]:
+    """`explicit` (the keys a person set) completed by the measured config of its (task, model),
+    if there is one, then by the task's outer-loop defaults (see the module docstring)."""
+    task = explicit.get("task") or Settings.task
+    path = measured_config(task, resolve_model(explicit.get("model"), quiet=True))
+    if path is None:
+        return task_defaults(explicit)
+    measured = load_config(path)
+    if explicit.get("solver", measured.get("solver", Settings.solver)) != measured.get("solver", Settings.solver):
+        return task_defaults(explicit)
+    # a person who sets any part of the outer loop gets none of the config's (its outer times would
+    # override their --outer-power, its outer noise clash with their --outer-eta)
+    theirs = OUTER_KEYS if any(explicit.get(k) is not None for k in OUTER_KEYS) else ()
+    filled = {k: measured[k] for k in METHOD_KEYS if k in measured and explicit.get(k) is None and k not in theirs}
+    return task_defaults({**explicit, **filled, "config": paths.shown(path)})

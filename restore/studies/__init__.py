@@ -1,0 +1,2 @@
+"""The measured studies' harnesses (anytime: several solver configurations on one task, paired
+image by image)."""
