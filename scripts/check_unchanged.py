@@ -31,7 +31,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+import _paths  # noqa: E402  (must come first: see scripts/_paths.py)
+
+REPO = Path(_paths.ROOT)
 FACE = REPO / "data" / "examples" / "face.png"
 TIMING = {"seconds", "wall_seconds", "restoration_seconds"}
 

@@ -1,4 +1,5 @@
-"""What a sampler and its run exchange: the prior protocol, and one Record per network call.
+"""What a sampler and its run exchange: the prior protocol, one Record per network call, and the
+stepwise protocol a `solvers.Run` drives (solvers.base.Sampler implements it).
 
 Prior protocol: any object callable as `prior(x_t, t) -> eps` with x_t (B, C, H, W) on the
 [-1, 1] scale, t an int64 tensor of shape (B,), eps the predicted noise (same shape), and an
@@ -8,7 +9,7 @@ attribute `alphas_cumprod` (1-D float tensor of length T). Nothing else is neede
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Generator, Protocol
+from typing import Any, Generator, Protocol
 
 import torch
 
@@ -46,3 +47,22 @@ class Record:
 
 #: what `advance` returns: a generator of one Record per network call, returning the next state
 StepCalls = Generator[Record, None, torch.Tensor]
+
+
+class Stepwise(Protocol):
+    """A sampler as `solvers.Run` sees it: a fixed sequence of `anytime_steps` steps (the protocol
+    in solvers.base's docstring)."""
+
+    name: str
+    nfe_total: int
+    anytime_steps: int
+
+    def check(self, y: torch.Tensor, sigma_y: float) -> None: ...
+
+    def measure(self, y: torch.Tensor, sigma_y: float) -> Any: ...
+
+    def begin(self, meas: Any, generator) -> torch.Tensor: ...
+
+    def advance(self, x: torch.Tensor, j: int, meas: Any, generator) -> StepCalls: ...
+
+    def calls_before(self, j: int) -> int: ...

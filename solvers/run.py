@@ -28,15 +28,12 @@ run exactly.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 
 from degradations.noise import Generators
-from solvers.records import Record
-
-if TYPE_CHECKING:  # the samplers drive a Run (solvers.base imports this module)
-    from solvers.base import Sampler
+from solvers.records import Record, Stepwise
 
 STATE_FORMAT = "anytime-restore run"
 STATE_VERSION = 1
@@ -49,7 +46,7 @@ class Run:
     state x_t); `index` anytime steps done; `latest` the last anytime Record (x0 of every row);
     `rows` [(image, candidate)] of the rows alive; `events` the choices made."""
 
-    def __init__(self, solver: Sampler, y: torch.Tensor, sigma_y: float = 0.0,
+    def __init__(self, solver: Stepwise, y: torch.Tensor, sigma_y: float = 0.0,
                  generator: Generators = None, candidates: int = 1):
         if candidates < 1:
             raise ValueError(f"candidates must be >= 1, got {candidates}")
@@ -195,7 +192,7 @@ class Run:
         }
 
     @classmethod
-    def from_state(cls, solver: Sampler, state: dict, device: torch.device | str | None = None) -> "Run":
+    def from_state(cls, solver: Stepwise, state: dict, device: torch.device | str | None = None) -> "Run":
         """The run `state_dict` saved, continued with `solver` (which must make the same plan)."""
         if state.get("format") != STATE_FORMAT or state.get("version") != STATE_VERSION:
             raise ValueError("not a saved run of this version")
@@ -219,7 +216,7 @@ class Run:
         return run
 
     # -- helpers ------------------------------------------------------------------------------
-    def _plan(self, solver: Sampler | None = None) -> dict:
+    def _plan(self, solver: Stepwise | None = None) -> dict:
         solver = solver or self.solver
         return {"solver": solver.name, "anytime_steps": solver.anytime_steps,
                 "nfe_total": solver.nfe_total, "times": list(getattr(solver, "times", []))}
