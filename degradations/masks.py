@@ -143,6 +143,8 @@ def load_mask(path_or_tensor: str | Path | torch.Tensor, h: int, w: int) -> torc
             raise ValueError(f"a mask tensor must be (H, W) or (C, H, W), got shape {tuple(mask.shape)}")
     else:
         with Image.open(path_or_tensor) as image:
+            if image.size != (w, h):  # from the header: a mask of another size is never decoded
+                raise ValueError(f"mask size {image.size[::-1]} (H, W) does not match the image size {(h, w)}")
             grey = np.asarray(image.convert("L"))
         mask = torch.from_numpy(grey >= 128)
     if tuple(mask.shape[-2:]) != (h, w):

@@ -33,6 +33,7 @@ result raises `Cancelled`.
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 import time
@@ -75,6 +76,7 @@ def restore_image(
     overwrite: bool = False,
     resume: str | Path | None = None,
     time_budget: float | None = None,
+    max_pixels: int | None = None,
     choose: Chooser | None = None,
     callback: Callable[[Step], bool | None] | None = None,
     stop: threading.Event | None = None,
@@ -101,6 +103,8 @@ def restore_image(
     `overwrite`). resume: continue the stopped run saved in this folder, writing on into it;
     whatever else is given must agree with the saved run.
     time_budget: seconds of restoration time after which the latest output is kept.
+    max_pixels: the largest image file decoded (width x height; default
+    restore.io.images.MAX_PIXELS), refused from its header before any decoding.
     choose(step, restoration): called after each step while several candidates are left (after
     the last step too, to pick the result); it may return a candidate number to continue from
     (None or 0: all continue), or steer through restoration.choose / drop / stop.
@@ -115,52 +119,57 @@ def restore_image(
         raise UsageError(f"restore_image got unknown setting(s) {', '.join(unknown)}; the settings are "
                          f"{', '.join(SETTING_NAMES)} (and model, config)")
     given = {**overrides, "task": task, "model": str(model) if isinstance(model, (str, Path)) else None}
-    state = None
-    if resume is not None:
-        state = load_state(resume)
-        given = {**(settings.as_dict() if settings else {}), **(load_config(config) if config is not None else {}),
-                 **{k: (str(v) if isinstance(v, Path) else v) for k, v in given.items() if v is not None}}
-        settings, image, reference, observed = resume_inputs(state, Path(resume), given, image, reference, observed)
-    else:
-        settings = compose(given, base=settings, config=config)
-        if image is None:
-            raise UsageError("an input image is needed (--input)")
-        if out is not None:
-            check_output_dir(out, overwrite)  # before any work
-    if time_budget is not None and not time_budget > 0:
-        raise UsageError(f"--time-budget must be a positive number of seconds, got {time_budget}")
-
-    job = prepare_job(image, settings, observed=bool(observed), reference=reference,
-                      model=None if isinstance(model, (str, Path)) else model, device=device)
-    if state is not None and job.identity != state["identity"]:
-        raise UsageError(f"--resume {resume}: the input, mask or settings differ from the saved run's (a file "
-                         "changed since?); start a new run instead")
-    _say(job.notes, quiet)
-    bar = _progress_bar(settings, progress)
-    session = Restoration(job, time_budget=time_budget, state=state, started=started, stop=stop,
-                          listener=None if bar is None else lambda r: bar.update(r.nfe - bar.n))
-    if bar is not None:
-        bar.update(session.nfe)
-    shown = len(session.notes)
-    folder = None
-    if out is not None or resume is not None:
-        folder = LiveFolder(resume if resume is not None else out, overwrite, resume=resume is not None)
-    steps = run_steps(session, folder)
-    try:
-        for step in steps:
-            if bar is not None and step.psnr is not None:
-                bar.set_postfix_str(f"PSNR {step.psnr:.2f} dB", refresh=False)
-            if callback is not None and callback(step) and not session.done:
-                session.stop()
-            elif choose is not None and len(session.alive) > 1:
-                pick = choose(step, session)
-                if pick:
-                    session.choose(pick)
-    finally:
-        steps.close()
+    if time_budget is not None and not (math.isfinite(time_budget) and time_budget > 0):
+        raise UsageError(f"--time-budget must be a positive, finite number of seconds, got {time_budget}")
+    folder = state = None
+    try:  # the folder is held from when it is taken until the run ends (released again on any error)
+        if resume is not None:
+            if not Path(resume).is_dir():
+                raise UsageError(f"--resume {resume}: no such folder")
+            folder = LiveFolder(resume, resume=True)  # a busy or unwritable folder is refused before any work
+            state = load_state(resume)
+            given = {**(settings.as_dict() if settings else {}), **(load_config(config) if config is not None else {}),
+                     **{k: (str(v) if isinstance(v, Path) else v) for k, v in given.items() if v is not None}}
+            settings, image, reference, observed = resume_inputs(state, Path(resume), given, image, reference, observed)
+        else:
+            settings = compose(given, base=settings, config=config)
+            if image is None:
+                raise UsageError("an input image is needed (--input)")
+            if out is not None:
+                check_output_dir(out, overwrite)  # before any work
+        job = prepare_job(image, settings, observed=bool(observed), reference=reference,
+                          model=None if isinstance(model, (str, Path)) else model, device=device, max_pixels=max_pixels)
+        if state is not None and job.identity != state["identity"]:
+            raise UsageError(f"--resume {resume}: the input, mask or settings differ from the saved run's (a file "
+                             "changed since?); start a new run instead")
+        session = Restoration(job, time_budget=time_budget, state=state, started=started, stop=stop)
+        if out is not None and resume is None:
+            folder = LiveFolder(out, overwrite)
+        _say(job.notes, quiet)  # the job stands and its folder is taken: now the notes and the bar
+        bar = _progress_bar(settings, progress)
         if bar is not None:
-            bar.close()
-    result = folder.finish(session) if folder is not None else session.result()
+            session.listener = lambda record: bar.update(record.nfe - bar.n)
+            bar.update(session.nfe)
+        shown = len(session.notes)
+        steps = run_steps(session, folder)
+        try:
+            for step in steps:
+                if bar is not None and step.psnr is not None:
+                    bar.set_postfix_str(f"PSNR {step.psnr:.2f} dB", refresh=False)
+                if callback is not None and callback(step) and not session.done:
+                    session.stop()
+                elif choose is not None and len(session.alive) > 1:
+                    pick = choose(step, session)
+                    if pick:
+                        session.choose(pick)
+        finally:
+            steps.close()
+            if bar is not None:
+                bar.close()
+        result = folder.finish(session) if folder is not None else session.result()
+    finally:
+        if folder is not None:
+            folder.release()
     _say(session.notes[shown:], quiet)
     return result
 

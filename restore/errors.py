@@ -1,4 +1,5 @@
-"""The errors a person sees as one line: bad input, an unreadable image, a model that cannot be found.
+"""The errors a person sees as one line: bad input, an unreadable image, a model that cannot be
+found, an output that cannot be written.
 
 Every front end (the command line, the page, evaluate.py) prints `error: <message>` for a
 `UsageError` and exits with code 2; the message says what is wrong and what to do. The more
@@ -19,6 +20,11 @@ class ImageReadError(UsageError):
 
 class PriorNotFound(UsageError):
     """A model spec that cannot be resolved or loaded."""
+
+
+class WriteError(UsageError):
+    """An output could not be written (a full disk, a folder that turned read-only): the run ends
+    with this one line and keeps what it wrote whole."""
 
 
 def one_line(error: BaseException) -> str:

@@ -456,3 +456,55 @@ def test_check_image(tmp_path):
     assert "\n" not in str(checked.value) and str(checked.value) == str(loaded.value)
     with pytest.raises(ImageReadError, match="no such file"):
         check_image(tmp_path / "nope.png")
+
+
+# --------------------------------------------------------------------------- the pixel budget
+def _png_claiming(path, width: int, height: int, depth: int, ctype: int) -> None:
+    """A PNG whose header claims width x height but whose data is a few bytes: decoding it would
+    allocate the claimed size (or fail late); the budget must refuse it from the header."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, depth, ctype, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(bytes(64)))
+                     + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("depth, ctype", [(16, 2), (16, 6), (16, 4), (8, 2), (8, 0), (16, 0)])
+def test_a_png_bomb_is_refused_from_its_header(tmp_path, depth, ctype):
+    """A 20000 x 20000 claim in a file of about 100 bytes: 16-bit colour (the pypng path, which no
+    PIL limit covers), 8-bit and grey; refused in one line naming the size and the limit."""
+    path = tmp_path / "bomb.png"
+    _png_claiming(path, 20000, 20000, depth, ctype)
+    assert path.stat().st_size < 200
+    for read in (lambda: load_image(path), lambda: check_image(path)):
+        with pytest.raises(ImageReadError) as refused:
+            read()
+        message = str(refused.value)
+        assert "\n" not in message and "20000x20000 = 400,000,000 pixels" in message
+        assert "limit of 40,000,000" in message and "--max-pixels" in message
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".tif", ".bmp", ".gif", ".webp", ".ppm"])
+def test_the_budget_holds_for_every_format(tmp_path, suffix):
+    """At a budget of 150 pixels: 10 x 15 reads, 16 x 10 is refused, whatever the format."""
+    small, large = tmp_path / f"small{suffix}", tmp_path / f"large{suffix}"
+    Image.fromarray(_rgb8(15, 10)).save(small)
+    Image.fromarray(_rgb8(10, 16)).save(large)
+    assert load_image(small, max_pixels=150).shape == (1, 3, 15, 10)
+    assert check_image(small, max_pixels=150) == (15, 10)
+    with pytest.raises(ImageReadError, match=r"16x10 = 160 pixels is over the limit of 150"):
+        load_image(large, max_pixels=150)
+    _png16(tmp_path / "c16.png", np.zeros((10, 16, 3), np.uint16), ctype=2)
+    with pytest.raises(ImageReadError, match="16x10"):
+        check_image(tmp_path / "c16.png", max_pixels=150)
+
+
+def test_a_raised_budget_reads_beyond_pils_own_limit(tmp_path, monkeypatch):
+    """The budget is the one rule: raised past PIL's decompression-bomb limit, PIL does not refuse."""
+    from PIL import Image as PILImage
+
+    monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 100)  # PIL refuses above 2 x this
+    Image.fromarray(_rgb8(30, 30)).save(tmp_path / "a.png")
+    assert load_image(tmp_path / "a.png", max_pixels=1000).shape == (1, 3, 30, 30)
+    assert PILImage.MAX_IMAGE_PIXELS == 100  # put back

@@ -53,9 +53,11 @@ def test_folder_fills_as_the_run_goes(tiny_model_dir, tmp_path):
 
     result = restore_image(src, "sr4", model=str(tiny_model_dir), outer=3, inner=2, out=out, quiet=True, callback=look)
     assert [s[0] for s in seen] == [1, 2, 3]
-    assert seen[0][1] == ["latest.png", "metrics.json", "observation.png", "state.pt", "step_1_nfe2.png"]
+    # .lock: the folder is held by this run while it writes (restore.io.locks), and only then
+    assert seen[0][1] == [".lock", "latest.png", "metrics.json", "observation.png", "state.pt", "step_1_nfe2.png"]
     assert [(s[2], s[3]) for s in seen] == [("running", 2), ("running", 4), ("running", 6)]
-    assert "final.png" not in seen[-1][1] and not any(n.startswith(".") for s in seen for n in s[1])
+    assert "final.png" not in seen[-1][1] and not any(n.startswith(".") and n != ".lock" for s in seen for n in s[1])
+    assert not (out / ".lock").exists()
     m = metrics(out)
     assert m["status"] == "complete" and not (out / "state.pt").exists()
     assert result.status == "complete" and [s.nfe for s in result.steps] == [2, 4, 6]

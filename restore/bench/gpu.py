@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import re
 import sys
 import time
 
 import torch
 
+from restore.io.atomic import write_json
 from restore.models.architectures import celebahq_architecture
 
 SIZE, NFE, DEVICE = 256, 20, "cuda"
@@ -169,8 +169,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def save():
         if args.json:
-            with open(args.json, "w") as f:
-                json.dump(out, f, indent=1)
+            write_json(args.json, out, indent=1)
 
     def run(precision, compiled, batch):
         log(start, f"{precision} compile={'on' if compiled else 'off'} batch {batch}")

@@ -50,7 +50,6 @@ deepinv conventions found in its source (0.5.0), and the variants that undo them
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -62,6 +61,7 @@ import torch
 from degradations import make_operator
 from restore.bench.common import sync
 from restore.evaluation.images import find_images, load_batch
+from restore.io.atomic import write_json
 from restore.models.prior import load_prior
 from restore.quality.metrics import compute_all
 from restore.restoration.seeds import image_seeds
@@ -249,6 +249,6 @@ def main(argv: list[str] | None = None) -> int:
                     "nfe": args.nfe, "sigma_y": args.sigma_y, "deno_sigma_y": DENO_SIGMA, "seed": SEED,
                     "seeds": "image_seeds(seed, name): observation seed, sampler seed", "images": names,
                     "argv": sys.argv if argv is None else argv}
-        Path(args.out).write_text(json.dumps({"settings": settings, "rows": rows}, indent=1))
+        write_json(args.out, {"settings": settings, "rows": rows}, indent=1)
         print(f"\nwrote {args.out}")
     return 0

@@ -23,6 +23,7 @@ import time
 import torch
 
 from restore.bench.common import in_subprocess
+from restore.io.atomic import write_json
 from restore.models.network import GIB, SizedNetwork, network_bytes
 from restore.models.prior import load_prior
 from restore.settings.build import resolve_device
@@ -91,6 +92,5 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{side:>6} {tile or '-':>5} {row['seconds_per_call']:8.2f} {row['peak_gib']:9.2f} "
                   f"{row['estimate_gib']:9.2f}", flush=True)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=2)
+        write_json(args.json, rows)
     return 0

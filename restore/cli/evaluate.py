@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
                      solvers=tuple(s.strip() for s in args.solvers.split(",") if s.strip()), choose=args.choose,
                      batch_size=args.batch_size, save_images=args.save_images, overwrite=args.overwrite,
                      quiet=args.quiet, limit=args.limit, skip_unreadable=args.skip_unreadable,
-                     device=args.device)
+                     device=args.device, max_pixels=args.max_pixels)
     try:
         run_evaluation(settings, cfg, explicit_steps=explicit_steps)
     except UsageError:

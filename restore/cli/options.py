@@ -10,7 +10,8 @@ from dataclasses import fields
 from typing import Any
 
 from degradations import TASKS
-from restore.errors import UsageError
+from restore.errors import UsageError, one_line
+from restore.io.images import MAX_PIXELS
 from restore.settings.compose import compose
 from restore.settings.model_spec import BUNDLED
 from restore.settings.schema import Settings, parse_inner, parse_size, parse_times
@@ -20,7 +21,7 @@ class ArgumentParser(argparse.ArgumentParser):
     """argparse, but a usage error is one line on stderr and exit code 2 (no usage dump)."""
 
     def error(self, message: str):
-        print(f"error: {message} (see --help)", file=sys.stderr)
+        print(f"error: {one_line(message)} (see --help)", file=sys.stderr)  # a value may hold a line break
         raise SystemExit(2)
 
 
@@ -65,6 +66,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--candidates", type=int, metavar="K",
                         help="K restorations of the same measurement, each with its own noise (default 1)")
     parser.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, ...")
+    parser.add_argument("--max-pixels", type=int, metavar="N", help="the largest image decoded, width x height "
+                        f"(default {MAX_PIXELS}; checked from the file's header before any decoding)")
     parser.add_argument("--config", help="YAML file of settings (see configs/); flags override it. Default: the "
                         "measured configs/<task>_<model>.yaml when there is one; 'none' ignores it")
 
@@ -81,7 +84,7 @@ def run_cli(main, argv: list[str] | None = None) -> int:
     try:
         return main(argv) or 0
     except UsageError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {one_line(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -86,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = restore_image(args.input, observed=args.observed, reference=args.reference, device=args.device,
                                config=args.config if args.resume else None, time_budget=args.time_budget,
+                               max_pixels=args.max_pixels,
                                progress=not args.quiet, quiet=args.quiet, callback=kept, choose=chooser,
                                stop=signals.stop, resume=args.resume, **given)
     except Cancelled:

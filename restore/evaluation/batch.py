@@ -52,7 +52,7 @@ def evaluate_batch(settings: Settings, cfg, size: FrameTools, batch, data: Path,
                     solver_groups, writer: Writer, progress: Progress) -> None:
     """Every solver and baseline on one batch of same-sized images; rows written as they finish."""
     rels = [rel for rel, _ in batch]
-    x = load_batch(data, rels, size.frame, device)
+    x = load_batch(data, rels, size.frame, device, cfg.max_pixels)
     seeds = [image_seeds(settings.seed, rel) for rel in rels]
     y = size.operator.observe(pad_to(x, size.frame), settings.sigma_y, make_generators([s[0] for s in seeds]))
     for name in cfg.solvers:

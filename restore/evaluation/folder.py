@@ -21,7 +21,7 @@ from restore.evaluation.rows import (
     row_files,
     summarize,
 )
-from restore.io.atomic import atomic_write, write_text
+from restore.io.atomic import atomic_write, write_json, write_text
 from restore.settings.schema import SOLVER_NAMES
 
 RUN_FILE, SUMMARY_FILE, PER_IMAGE_FILE, PLOT_FILE, IMAGES_DIR = (
@@ -67,7 +67,7 @@ def prepare(out: Path, identity: dict[str, Any], overwrite: bool, expected: dict
                                  "rerun with the same arguments to resume, pass --overwrite to start again, "
                                  "or choose another --out")
             clear(out)
-    write_text(run_file, json.dumps({"identity": identity, "command": sys.argv}, indent=2) + "\n")
+    write_json(run_file, {"identity": identity, "command": sys.argv})
     return compact(out, expected)
 
 
@@ -101,6 +101,6 @@ def merge(out: Path, images: list[str], order: list[str], expected, settings_out
     summary = summarize(rows, settings_out, order)
     if missing:
         summary["missing_groups"] = missing
-    write_text(out / SUMMARY_FILE, json.dumps(summary, indent=2, allow_nan=False) + "\n")
+    write_json(out / SUMMARY_FILE, summary)
     atomic_write(out / PLOT_FILE, lambda tmp: plot(summary, tmp, title))
     return summary

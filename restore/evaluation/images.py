@@ -30,14 +30,15 @@ def find_images(root: str | Path, exclude: str | Path | None = None) -> list[str
     return sorted(found)
 
 
-def check_images(data: Path, rels: list[str], skip: bool) -> tuple[dict[str, tuple[int, int]], list[dict[str, str]]]:
+def check_images(data: Path, rels: list[str], skip: bool,
+                 max_pixels: int | None = None) -> tuple[dict[str, tuple[int, int]], list[dict[str, str]]]:
     """Decode every image once, before any restoration: ({rel: (height, width)} of the readable
     ones, [{"image": rel, "error": why}] of the others). Unless `skip`, any unreadable image is a
     UsageError listing them in one line."""
     sizes, bad = {}, []
     for rel in rels:
         try:
-            sizes[rel] = check_image(data / rel)
+            sizes[rel] = check_image(data / rel, max_pixels)
         except ImageReadError as error:
             why, prefix = str(error), f"cannot read image {data / rel}: "
             bad.append({"image": rel, "error": why[len(prefix):] if why.startswith(prefix) else why})
@@ -49,11 +50,11 @@ def check_images(data: Path, rels: list[str], skip: bool) -> tuple[dict[str, tup
     return sizes, bad
 
 
-def load_batch(data: Path, rels: list[str], size, device: torch.device) -> torch.Tensor:
+def load_batch(data: Path, rels: list[str], size, device: torch.device, max_pixels: int | None = None) -> torch.Tensor:
     """The images, RGB on [-1, 1], as one batch at `size`: S (S x S) or a restore.restoration.sizing.Frame
     (its shown size), centre-cropped to that aspect ratio and resized where they differ."""
     shown = (size, size) if isinstance(size, int) else size.shown
-    images = [crop_resize(load_image(data / rel, mode="RGB"), *shown) for rel in rels]
+    images = [crop_resize(load_image(data / rel, mode="RGB", max_pixels=max_pixels), *shown) for rel in rels]
     return torch.cat(images).to(device)
 
 

@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from degradations import scale_factor
-from restore.errors import UsageError
+from restore.errors import UsageError, WriteError, one_line
 from restore.evaluation.batch import build_frame, evaluate_batch
 from restore.evaluation.distributed import Dist, init_distributed
 from restore.evaluation.folder import Writer, merge, prepare
@@ -64,6 +64,7 @@ from restore.evaluation.solve import (
     base_solver,
     candidate_groups,
 )
+from restore.io.locks import FolderLock
 from restore.models.loading import configure
 from restore.models.network import plan_network
 from restore.models.prior import load_prior
@@ -106,6 +107,7 @@ class EvalConfig:
     quiet: bool = False
     limit: int | None = None
     skip_unreadable: bool = False
+    max_pixels: int | None = None  # the largest image decoded (None: restore.io.images.MAX_PIXELS)
     device: str = "auto"
     images: list[str] = field(default_factory=list)  # filled by run_evaluation
 
@@ -159,10 +161,18 @@ def run_evaluation(settings: Settings, cfg: EvalConfig, explicit_steps: bool = F
     mask = str(Path(settings.mask).resolve()) if settings.mask else None
     settings = replace(settings, model=model, mask=mask)
 
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} exists and is not a folder; choose another --out")
     dist, device = init_distributed(resolve_device(cfg.device))
+    held: list[FolderLock] = []  # rank 0 holds the output folder for the whole run
     try:
-        return _run(settings, cfg, images, data, out, device, dist)
+        return _run(settings, cfg, images, data, out, device, dist, held)
+    except OSError as error:  # a full disk, a folder turned read-only: the rows written are whole
+        raise WriteError(f"cannot write to {out}: {one_line(error)}; the rows written so far are kept: free the "
+                         "space or fix the folder, then run the same command again to resume") from None
     finally:
+        for lock in held:
+            lock.release()
         dist.close()
 
 
@@ -171,7 +181,7 @@ def _frames(settings: Settings, sizes: dict[str, tuple[int, int]], prior) -> dic
     return {rel: simulation_frame(settings, h, w, prior, note=lambda line: None) for rel, (h, w) in sizes.items()}
 
 
-def _run(settings: Settings, cfg: EvalConfig, images, data: Path, out: Path, device, dist: Dist):
+def _run(settings: Settings, cfg: EvalConfig, images, data: Path, out: Path, device, dist: Dist, held: list):
     say = (lambda line: None) if cfg.quiet or dist.rank else (lambda line: print(f"note: {line}", file=sys.stderr))
     prior = configure(load_prior(settings.model, device), settings, note=say)
     oracle = cfg.choose == "oracle-lpips"
@@ -185,10 +195,15 @@ def _run(settings: Settings, cfg: EvalConfig, images, data: Path, out: Path, dev
     plan: Any = None
     if dist.rank == 0:
         try:
-            sizes, unreadable = check_images(data, images, cfg.skip_unreadable)
+            if out.is_dir():  # another evaluation writing here is refused at once
+                held.append(FolderLock(out, "output folder"))
+            sizes, unreadable = check_images(data, images, cfg.skip_unreadable, cfg.max_pixels)
             frames = _frames(settings, sizes, prior)
             for frame in set(frames.values()):  # refuse a size that cannot fit before the first call
                 plan_network(prior, device, cfg.batch_size * settings.candidates, frame.height, frame.width, settings.tile)
+            if not held:  # a new folder, made once the images and sizes are known to be fine
+                out.mkdir(parents=True, exist_ok=True)
+                held.append(FolderLock(out, "output folder"))
             done = prepare(out, identity, cfg.overwrite, expected)
             todo = [(rel, [g for g in groups if (rel, g) not in done]) for rel in images if rel in sizes]
             plan = ([(rel, work, frames[rel]) for rel, work in todo if work], unreadable)

@@ -32,14 +32,21 @@ without its rounding to 8 bits).
 profile, transparency). `check_image` decodes a file the same way and returns its displayed
 (height, width), to vet a folder before any work starts.
 
+Bounded: a file whose header says it holds more than `max_pixels` pixels (width x height of the
+first frame; default MAX_PIXELS) is refused before anything is decoded, whatever its format or
+bit depth (a 2 MB PNG can claim 20000 x 20000 pixels, 30 GB once decoded); callers raise the
+limit with their --max-pixels.
+
 Failures (missing file, directory, not an image, truncated / corrupt data) raise
 `ImageReadError` (restore.errors), a `ValueError` with a one-line message.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
+import warnings
 from pathlib import Path
 from typing import Optional, Union
 
@@ -53,6 +60,9 @@ __all__ = ["ImageReadError", "load_image", "check_image", "save_image", "crop_re
 
 PathLike = Union[str, Path]
 
+#: the most pixels (width x height) decoded unless a caller allows more: 40 megapixels take about
+#: 1 GB as the float64 RGB array of the conversion (a 48-megapixel phone photo needs --max-pixels)
+MAX_PIXELS = 40_000_000
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _LUMA = (0.299, 0.587, 0.114)
 _ORIENTATIONS = {2: "mirrored left-right", 3: "rotated 180°", 4: "mirrored top-bottom",
@@ -63,13 +73,37 @@ _GREY_MODES = ("1", "L", "I", "F")
 
 
 # --------------------------------------------------------------------------- 16-bit PNG
-def _png_header(path: Path) -> tuple[int, int] | None:
-    """(bit depth, colour type) of a PNG, or None if the file is not a PNG."""
+def _png_header(path: Path) -> tuple[int, int, int, int] | None:
+    """(width, height, bit depth, colour type) of a PNG, or None if the file is not a PNG."""
     with open(path, "rb") as f:
         head = f.read(26)
     if len(head) < 26 or head[:8] != _PNG_SIGNATURE or head[12:16] != b"IHDR":
         return None
-    return head[24], head[25]
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big"), head[24], head[25]
+
+
+def _check_pixels(path: Path, width: int, height: int, max_pixels: int) -> None:
+    """Refuse, in one line, an image over the pixel budget (from its header: nothing decoded yet)."""
+    if width * height > max_pixels:
+        raise ImageReadError(f"cannot read image {path}: {width}x{height} = {width * height:,} pixels is over the "
+                             f"limit of {max_pixels:,}; pass --max-pixels to allow more")
+
+
+@contextlib.contextmanager
+def _pil_limit(max_pixels: int):
+    """PIL's own decompression-bomb check kept quiet and, for a budget above its limit, raised to
+    the budget: the budget (checked from the header by _check_pixels) is the one rule."""
+    from PIL import Image
+
+    previous = Image.MAX_IMAGE_PIXELS
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        if previous is not None and max_pixels > previous:
+            Image.MAX_IMAGE_PIXELS = max_pixels
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = previous
 
 
 def _read_png16(path: Path) -> tuple[np.ndarray, bool]:
@@ -170,13 +204,15 @@ def _over_white(a: np.ndarray, alpha: Optional[np.ndarray], name: str, notes: li
     return a * alpha + (1.0 - alpha)
 
 
-def _read_unit(path: Path, notes: list[str]) -> np.ndarray:
+def _read_unit(path: Path, notes: list[str], max_pixels: int) -> np.ndarray:
     """Decode `path` -> (H, W, C) float64 in [0, 1], C = 1 or 3, upright, sRGB, alpha composited."""
     from PIL import Image, UnidentifiedImageError
 
     name = path.name
     header = _png_header(path)
-    if header is not None and header[0] == 16 and header[1] in (2, 4, 6):  # colour or grey+alpha
+    if header is not None:
+        _check_pixels(path, header[0], header[1], max_pixels)
+    if header is not None and header[2] == 16 and header[3] in (2, 4, 6):  # colour or grey+alpha
         try:
             a, has_icc = _read_png16(path)
         except Exception as error:  # noqa: BLE001 - pypng's errors: a corrupt file
@@ -187,8 +223,9 @@ def _read_unit(path: Path, notes: list[str]) -> np.ndarray:
         alpha = a[..., colours:] if colours < a.shape[2] else None
         return _over_white(a[..., :colours], alpha, name, notes)
     try:
-        with Image.open(path) as im:
+        with _pil_limit(max_pixels), Image.open(path) as im:
             im.seek(0)
+            _check_pixels(path, *im.size, max_pixels)
             im.load()
             icc = im.info.get("icc_profile")
             colour, alpha = _split_alpha(_upright(im, name, notes))
@@ -198,7 +235,7 @@ def _read_unit(path: Path, notes: list[str]) -> np.ndarray:
         raise ImageReadError(f"cannot read image {path}: not an image file PIL recognises") from None
 
 
-def _decode(path: PathLike, notes: Optional[list]) -> np.ndarray:
+def _decode(path: PathLike, notes: Optional[list], max_pixels: Optional[int]) -> np.ndarray:
     """The shared decoding of load_image and check_image: (H, W, C) float64 in [0, 1]; notes
     are appended to `notes` (a list) only when the whole file decoded."""
     p = Path(path)
@@ -208,7 +245,7 @@ def _decode(path: PathLike, notes: Optional[list]) -> np.ndarray:
         raise ImageReadError(f"cannot read image {p}: not a regular file")
     found: list[str] = []
     try:
-        a = _read_unit(p, found)
+        a = _read_unit(p, found, MAX_PIXELS if max_pixels is None else int(max_pixels))
     except ImageReadError:
         raise
     except Exception as exc:  # truncated data, decompression bombs, bad chunks, ...
@@ -220,16 +257,18 @@ def _decode(path: PathLike, notes: Optional[list]) -> np.ndarray:
     return a
 
 
-def load_image(path: PathLike, mode: str = "RGB", *, notes: Optional[list] = None) -> torch.Tensor:
+def load_image(path: PathLike, mode: str = "RGB", *, notes: Optional[list] = None,
+               max_pixels: Optional[int] = None) -> torch.Tensor:
     """Read an image file -> (1, C, H, W) float32 tensor in [-1, 1]; C = 3 for mode "RGB",
     1 for mode "L" (see the module docstring for the formats and conventions). When `notes`
     is a list, one-line notes on what was changed (orientation, colour profile, transparency)
     are appended to it.
 
-    Raises ImageReadError (a ValueError) for a missing file, a non-image or a corrupt image."""
+    Raises ImageReadError (a ValueError) for a missing file, a non-image, a corrupt image, or one
+    of more than `max_pixels` pixels (default MAX_PIXELS), refused from its header."""
     if mode not in ("RGB", "L"):
         raise ValueError(f"mode must be 'RGB' or 'L', got {mode!r}")
-    a = _decode(path, notes)
+    a = _decode(path, notes, max_pixels)
     if mode == "RGB" and a.shape[2] == 1:
         a = np.repeat(a, 3, axis=2)
     elif mode == "L" and a.shape[2] == 3:
@@ -239,11 +278,11 @@ def load_image(path: PathLike, mode: str = "RGB", *, notes: Optional[list] = Non
     return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1))).float().unsqueeze(0)
 
 
-def check_image(path: PathLike) -> tuple[int, int]:
+def check_image(path: PathLike, max_pixels: Optional[int] = None) -> tuple[int, int]:
     """Decode the whole file as load_image does and return its displayed (height, width), EXIF
     orientation applied; raises ImageReadError exactly where load_image would. Lets a folder be
     vetted before any network call."""
-    a = _decode(path, None)
+    a = _decode(path, None, max_pixels)
     return a.shape[0], a.shape[1]
 
 

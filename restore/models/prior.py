@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from restore.errors import PriorNotFound
+from restore.errors import PriorNotFound, one_line
 from restore.paths import MODELS_DIR
 from restore.settings.model_spec import ALIASES, BUNDLED
 
@@ -100,12 +100,13 @@ def _load_checkpoint(path: Path) -> DiffusersPrior:
 
     from restore.models.checkpoint import load_original_checkpoint
 
-    try:
+    try:  # torch.load with weights_only=True: a file that is not a checkpoint runs no code
         config, state = load_original_checkpoint(str(path))
-    except (KeyError, ValueError, RuntimeError) as error:
-        raise PriorNotFound(f"{path}: not an original DDPM checkpoint ({error})") from None
-    unet = UNet2DModel(sample_size=256, **config)
-    missing, unexpected = unet.load_state_dict(state, strict=False)
+        unet = UNet2DModel(sample_size=256, **config)
+        missing, unexpected = unet.load_state_dict(state, strict=False)
+    except Exception as error:  # noqa: BLE001 - unpickling, a foreign state dict, shapes: all one line
+        raise PriorNotFound(f"{path}: not an original DDPM checkpoint ({one_line(error)[:160]}); give DDRM's "
+                            "celeba_hq.ckpt or a file of its layout") from None
     if missing or unexpected:
         raise PriorNotFound(f"{path}: layers do not match a DDPM UNet (missing {missing[:3]}, unexpected {unexpected[:3]})")
     # Ho et al.'s checkpoints carry no schedule: they all use the linear 1e-4 .. 0.02, T = 1000 one.
@@ -129,7 +130,7 @@ def load_prior(spec: str = BUNDLED, device: torch.device | str = "cpu", dtype: t
     elif path.is_dir():
         try:
             prior = _load_diffusers(str(path), path.name)
-        except (OSError, ValueError) as error:
+        except Exception as error:  # noqa: BLE001 - a missing config, foreign or damaged weights: one line
             raise PriorNotFound(f"{path}: not a diffusers UNet2DModel folder ({str(error).splitlines()[0]})") from None
     elif path.suffix or name.startswith((".", "/", "~")):
         raise PriorNotFound(f"model {spec!r} not found: give an existing folder or .ckpt/.pt file, "

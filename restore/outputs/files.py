@@ -7,7 +7,6 @@ once; restore.outputs.live fills one as the run goes."""
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import secrets
@@ -17,8 +16,9 @@ from pathlib import Path
 import torch
 
 from restore.errors import UsageError
-from restore.io.atomic import atomic_write
+from restore.io.atomic import atomic_write, write_json
 from restore.io.images import save_image
+from restore.io.locks import LOCK_FILE, FolderLock
 from restore.outputs.figures import contact_sheet, metrics_figure, progress_strip
 from restore.restoration.result import RestoreResult, Step
 
@@ -30,7 +30,7 @@ _NUMBERED = re.compile(r"(step_\d+_nfe\d+|final_\d+|candidates_step\d+)\.png")
 
 
 def is_output_file(name: str) -> bool:
-    return name in OUTPUT_FILES or bool(_NUMBERED.fullmatch(name))
+    return name in OUTPUT_FILES or name == LOCK_FILE or bool(_NUMBERED.fullmatch(name))
 
 
 def check_output_dir(out: str | Path, overwrite: bool = False) -> Path:
@@ -64,9 +64,10 @@ def check_output_dir(out: str | Path, overwrite: bool = False) -> Path:
 
 
 class FolderClaim:
-    """A new output folder taken for writing. An existing folder of earlier outputs (allowed by
-    `overwrite`) is moved aside: put back by `rollback`, deleted by `commit`; the parents created
-    for the folder are removed by `rollback` too."""
+    """A new output folder taken for writing, and held (restore.io.locks) until `release`. An
+    existing folder of earlier outputs (allowed by `overwrite`, refused while another run holds
+    it) is moved aside: put back by `rollback`, deleted by `commit`; the parents created for the
+    folder are removed by `rollback` too."""
 
     def __init__(self, out: str | Path, overwrite: bool = False):
         self.out = check_output_dir(out, overwrite)
@@ -79,9 +80,15 @@ class FolderClaim:
         parent.mkdir(parents=True, exist_ok=True)
         self.old = None
         if self.out.exists():
-            self.old = parent / f".{self.out.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
-            os.rename(self.out, self.old)
-        self.out.mkdir()
+            with FolderLock(self.out, "output folder"):  # not while another run writes into it
+                self.old = parent / f".{self.out.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
+                os.rename(self.out, self.old)
+                (self.old / LOCK_FILE).unlink(missing_ok=True)  # the claim's own file, moved with the folder
+        try:
+            self.out.mkdir()
+        except FileExistsError:
+            raise UsageError(f"output folder {self.out} was just made by another run; choose another --out") from None
+        self.lock = FolderLock(self.out, "output folder")
 
     def commit(self) -> None:
         if self.old is not None:
@@ -89,6 +96,7 @@ class FolderClaim:
             self.old = None
 
     def rollback(self) -> None:
+        self.lock.release()
         shutil.rmtree(self.out, ignore_errors=True)
         if self.old is not None:
             os.rename(self.old, self.out)
@@ -96,6 +104,9 @@ class FolderClaim:
         for p in self.created:  # deepest first
             with contextlib.suppress(OSError):
                 p.rmdir()
+
+    def release(self) -> None:
+        self.lock.release()
 
 
 def save_result(result: RestoreResult, out: str | Path, overwrite: bool = False) -> Path:
@@ -113,6 +124,7 @@ def save_result(result: RestoreResult, out: str | Path, overwrite: bool = False)
         claim.rollback()
         raise
     claim.commit()
+    claim.release()
     return claim.out
 
 
@@ -132,7 +144,7 @@ def write_observation(observation: torch.Tensor, folder: Path) -> None:
 
 
 def write_metrics(metrics: dict, folder: Path) -> None:
-    atomic_write(folder / "metrics.json", lambda tmp: tmp.write_text(json.dumps(metrics, indent=2) + "\n"))
+    write_json(folder / "metrics.json", metrics)
 
 
 def write_step(result: RestoreResult, step: Step, folder: Path) -> None:

@@ -30,10 +30,60 @@ def load_state(folder: str | Path) -> dict[str, Any]:
                          "stopped after its first result can be resumed")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-        state["identity"], state["run"]  # noqa: B018 - the keys a resume needs
     except Exception as error:  # noqa: BLE001 - torch / pickle errors of a damaged file
         raise UsageError(f"--resume {folder}: {STATE_FILE} is unreadable ({one_line(error)[:120]})") from None
+    problem = state_problem(state)
+    if problem:
+        raise UsageError(f"--resume {folder}: {STATE_FILE} is not a saved run of this tool ({problem}); "
+                         "start a new run instead")
     return state
+
+
+def _is(value, kind) -> bool:
+    """isinstance, except that a bool is not an int."""
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+
+
+def state_problem(state: Any) -> str | None:
+    """What is wrong with a loaded state.pt (keys, types, shapes, their agreement), or None. The
+    numbers themselves are checked again when the run is rebuilt (the identity, the plan)."""
+    top = {"run": dict, "identity": dict, "input": str, "reference": (str, type(None)), "steps": list,
+           "per_call": list, "seconds": (int, float), "wall_seconds": (int, float), "notes": list}
+    if not isinstance(state, dict):
+        return f"a {type(state).__name__}, not a mapping"
+    for key, kind in top.items():
+        if not _is(state.get(key), kind):
+            return f"{key} is missing or a {type(state.get(key)).__name__}"
+    identity, run = state["identity"], state["run"]
+    if identity.get("mode") not in ("simulation", "observed") or not isinstance(identity.get("settings"), dict):
+        return "its identity has no mode or settings"
+    fields = {"plan": dict, "index": int, "x": torch.Tensor, "y": torch.Tensor, "sigma_y": (int, float),
+              "candidates": int, "rows": list, "events": list, "shared_generator": bool, "generators": list,
+              "generator_device": str}
+    for key, kind in fields.items():
+        if not _is(run.get(key), kind):
+            return f"run.{key} is missing or a {type(run.get(key)).__name__}"
+    x, y, rows = run["x"], run["y"], run["rows"]
+    if x.dim() != 4 or not x.is_floating_point() or y.dim() != 2 or not y.is_floating_point():
+        return f"run.x {tuple(x.shape)} / run.y {tuple(y.shape)} are not a batch of images and of measurements"
+    if not all(isinstance(r, (list, tuple)) and len(r) == 2 and all(_is(v, int) for v in r) for r in rows):
+        return "run.rows are not (image, candidate) pairs"
+    if len(rows) != x.shape[0] or not rows or max(b for b, _ in rows) >= y.shape[0]:
+        return f"{len(rows)} rows for {x.shape[0]} states of {y.shape[0]} measurement(s)"
+    gens = run["generators"]
+    if len(gens) != (1 if run["shared_generator"] else len(rows)) or not all(
+            isinstance(g, torch.Tensor) and g.dtype == torch.uint8 for g in gens):
+        return "its generator states do not match its rows"
+    if not 0 <= run["index"] <= int(run["plan"].get("anytime_steps", -1)):
+        return f"step {run['index']} is outside its plan"
+    latest = run.get("latest")
+    if latest is not None and not (isinstance(latest, dict) and isinstance(latest.get("x0"), torch.Tensor)
+                                   and latest["x0"].shape == x.shape):
+        return "its latest output does not match its states"
+    if not all(isinstance(step, dict) and {"step", "nfe", "candidates"} <= set(step) for step in state["steps"]):
+        return "its steps are not step records"
+    return None
 
 
 def _status(folder: Path) -> str | None:

@@ -64,11 +64,13 @@ class Job:
 
 
 # --------------------------------------------------------------------------- inputs
-def as_image(image: ImageLike, what: str, notes: list[str] | None = None) -> torch.Tensor:
+def as_image(image: ImageLike, what: str, notes: list[str] | None = None,
+             max_pixels: int | None = None) -> torch.Tensor:
     """A path or a tensor -> (1, 3, H, W) float32 cpu on [-1, 1] (grey repeated to 3 channels);
-    what a file needed (EXIF orientation, colour profile, transparency) is said in `notes`."""
+    what a file needed (EXIF orientation, colour profile, transparency) is said in `notes`; a file
+    of more than max_pixels pixels is refused from its header (restore.io.images)."""
     if isinstance(image, (str, Path)):
-        return load_image(image, mode="RGB", notes=notes)
+        return load_image(image, mode="RGB", notes=notes, max_pixels=max_pixels)
     if not torch.is_tensor(image):
         raise UsageError(f"{what} must be an image path or a tensor, got {type(image).__name__}")
     x = image.detach()
@@ -98,10 +100,11 @@ def fingerprint(image: ImageLike | None) -> str | None:
 
 # --------------------------------------------------------------------------- the job
 def prepare_job(image: ImageLike, settings: Settings, *, observed: bool = False, reference: ImageLike | None = None,
-                model: Any = None, device: str | torch.device = "auto") -> Job:
+                model: Any = None, device: str | torch.device = "auto", max_pixels: int | None = None) -> Job:
     """Read the inputs, load the model, build the operator and take the measurement.
 
-    model: a loaded prior to reuse, or None (settings.model). The one-line notices (sizes
+    model: a loaded prior to reuse, or None (settings.model). max_pixels: the largest input file
+    decoded (default restore.io.images.MAX_PIXELS). The one-line notices (sizes
     changed, model chosen) are collected in `Job.notes`, for the caller to show once the job
     stands: a job that fails says only why."""
     notes: list[str] = []
@@ -117,8 +120,8 @@ def prepare_job(image: ImageLike, settings: Settings, *, observed: bool = False,
     if settings.solver in ("nested", "nested-ddrm") and settings.sigma_y > 0 and min(settings.budgets) < 4:
         tell(f"--inner {settings.inner} with a noisy measurement: DDRM takes y in only above its noise "
              "level, which short inner runs skip; use --inner 4 or more (docs/studies/choosing-the-split.md)")
-    img = as_image(image, "input", notes)
-    ref_img = as_image(reference, "reference", notes) if reference is not None else None
+    img = as_image(image, "input", notes, max_pixels)
+    ref_img = as_image(reference, "reference", notes, max_pixels) if reference is not None else None
 
     prior, spec, dev = load_model(model, settings, device, tell)
     settings.model = spec

@@ -17,13 +17,14 @@ result. A stop request before the first result cancels the run (`Cancelled`).
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from typing import Any, Callable, Sequence
 
 import torch
 
-from restore.errors import UsageError
+from restore.errors import UsageError, one_line
 from restore.quality import metrics as quality
 from restore.quality.baselines import baselines as compute_baselines
 from restore.restoration.job import Job
@@ -51,8 +52,8 @@ class Restoration:
     def __init__(self, job: Job, *, time_budget: float | None = None, state: dict | None = None,
                  listener: Callable[[Record], None] | None = None, started: float | None = None,
                  stop: threading.Event | None = None, score_calls: bool = True):
-        if time_budget is not None and not time_budget > 0:
-            raise UsageError(f"--time-budget must be a positive number of seconds, got {time_budget}")
+        if time_budget is not None and not (math.isfinite(time_budget) and time_budget > 0):
+            raise UsageError(f"--time-budget must be a positive, finite number of seconds, got {time_budget}")
         self.job, self.settings = job, job.settings
         self.solver = build_solver(job.settings, job.network, job.operator)
         if state is None:
@@ -62,7 +63,11 @@ class Restoration:
             self.per_call: list[dict[str, Any]] = []
             self.seconds, self._wall_before, self.notes = 0.0, 0.0, list(job.notes)
         else:
-            self.run = Run.from_state(self.solver, state["run"], job.device)
+            try:
+                self.run = Run.from_state(self.solver, state["run"], job.device)
+            except (ValueError, RuntimeError, KeyError, TypeError) as error:  # a state.pt of another run
+                raise UsageError(f"the saved state does not fit this run ({one_line(error)[:160]}); "
+                                 "start a new run instead") from None
             self.steps = [Step.from_dict(d) for d in state["steps"]]
             self.per_call = list(state["per_call"])
             self.seconds, self._wall_before, self.notes = state["seconds"], state["wall_seconds"], list(state["notes"])

@@ -12,10 +12,12 @@ loop. `config="none"` turns both off; the settings record the file applied (`con
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from restore import paths
+from restore.errors import UsageError
 from restore.settings.configs import (
     METHOD_KEYS,
     OUTER_KEYS,
@@ -32,6 +34,12 @@ def compose(explicit: dict[str, Any], *, base: Settings | None = None, config: s
     base: settings to start from instead of the defaults (then no measured config is applied);
     config: a settings file (a name in configs/ or a path), or "none" for no measured config."""
     explicit = {k: v for k, v in explicit.items() if v is not None}
+    unknown = sorted(map(str, set(explicit) - {f.name for f in fields(Settings)}))
+    if unknown:
+        raise UsageError(f"unknown setting(s) {', '.join(unknown)}")
+    for key in ("task", "solver", "model"):  # the composition looks these up before Settings checks the rest
+        if key in explicit:
+            explicit[key] = Settings.check(key, explicit[key])
     values = base.as_dict() if base is not None else {}
     if config is not None and str(config).lower() != "none":
         values.update(load_config(config), config=str(config))

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from restore import paths
-from restore.errors import UsageError
+from restore.errors import UsageError, one_line
 from restore.settings.schema import Settings
 
 METHOD_KEYS = ("solver", "outer", "inner", "steps", "eta", "eta_b", "zeta", "lam", "outer_power", "outer_eta",
@@ -44,14 +44,21 @@ def load_config(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise UsageError(f"config file {path} not found (configs live in {paths.CONFIG_DIR})")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise UsageError(f"config {path} is not UTF-8 text; give a YAML file of settings") from None
+    except OSError as error:
+        raise UsageError(f"cannot read config {path}: {one_line(error)}") from None
     except yaml.YAMLError as error:
         raise UsageError(f"config {path} is not valid YAML: {str(error).splitlines()[0]}") from None
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise UsageError(f"config {path} must be a mapping of settings (key: value lines), got a {type(data).__name__}")
     known = {f.name for f in fields(Settings)} - {"config"}
-    unknown = sorted(set(data) - known)
-    if not isinstance(data, dict) or unknown:
+    unknown = sorted(map(str, set(data) - known))
+    if unknown:
         raise UsageError(f"config {path} has unknown keys {unknown}; allowed: {sorted(known)}")
-    return data
+    return {key: Settings.check(key, value, where=f"config {path}") for key, value in data.items()}
 
 
 def measured_config(task: str, model: str) -> Path | None:

@@ -6,13 +6,30 @@ solver from them, restore.settings.build."""
 from __future__ import annotations
 
 import argparse
-import math
-from dataclasses import asdict, dataclass
+import os
+import typing
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Optional, Union
+
+from pydantic import Field, TypeAdapter, ValidationError
 
 from degradations import TASKS
 from restore.errors import UsageError
+from restore.settings.rules import (
+    Candidates,
+    NonNegative,
+    Positive,
+    Precision,
+    Seed,
+    Share,
+    Side,
+    Std,
+    Steps,
+    Tile,
+    Times,
+    refuse,
+)
 from solvers.schedule import check_outer_times
 
 
@@ -34,86 +51,78 @@ class Settings:
     or the measured one of the task and model: restore.settings.configs)."""
 
     task: str = "sr4"
-    sigma_y: float = 0.0
-    mask: str | None = None
-    model: str | None = None
+    sigma_y: Std = 0.0
+    mask: Optional[str] = None
+    model: Optional[str] = None
     solver: str = "nested"
-    outer: int = 4
-    inner: int | list[int] = 5
-    steps: int = 20
-    eta: float = 0.85
-    eta_b: float = 1.0
-    zeta: float | None = None
-    lam: float | None = None
-    outer_power: float = 2.0
-    outer_eta: float = 0.0
-    outer_times: list[int] | str | None = None
-    outer_noise: float = 0.0
-    inner_power: float = 1.0
-    seed: int = 0
-    size: int | str | None = None
-    tile: int | None = None
-    candidates: int = 1
-    precision: str = "fp32"
+    outer: Steps = 4
+    inner: Union[Steps, Annotated[list[Steps], Field(min_length=1)]] = 5
+    steps: Steps = 20
+    eta: Share = 0.85
+    eta_b: Share = 1.0
+    zeta: Optional[NonNegative] = None
+    lam: Optional[Positive] = None
+    outer_power: Positive = 2.0
+    outer_eta: Share = 0.0
+    outer_times: Times = None
+    outer_noise: Share = 0.0
+    inner_power: Positive = 1.0
+    seed: Seed = 0
+    size: Side = None
+    tile: Tile = None
+    candidates: Candidates = 1
+    precision: Precision = "fp32"
     compile: bool = False
-    config: str | None = None
+    config: Optional[str] = None
 
     def validate(self) -> "Settings":
+        """Check every value against its field's type and range (restore.settings.rules, one line
+        naming the flag, the value and what is expected), convert it where pydantic does, then the
+        rules between fields; returns self."""
+        for f in fields(self):
+            setattr(self, f.name, self.check(f.name, getattr(self, f.name)))
         if self.task not in TASKS:
             raise UsageError(f"unknown task {self.task!r}; valid tasks: {', '.join(TASKS)}")
         if self.task == "inp_mask" and not self.mask:
             raise UsageError("task inp_mask needs --mask PATH (an image: black = missing, white = kept)")
         if self.mask and not Path(self.mask).is_file():
             raise UsageError(f"mask file {self.mask} not found")
-        if self.sigma_y < 0:
-            raise UsageError(f"--sigma-y must be >= 0 (a std on the [0, 1] pixel scale), got {self.sigma_y}")
-        if self.candidates < 1:
-            raise UsageError(f"--candidates must be at least 1 (restorations of the same measurement), got {self.candidates}")
         solver_parts(self.solver)
-        if isinstance(self.inner, (list, tuple)):
-            self.inner = [int(n) for n in self.inner]
-            if not self.inner or min(self.inner) < 1:
-                raise UsageError(f"--inner must list positive numbers of calls, e.g. 2,3,5,10; got {self.inner}")
+        if isinstance(self.inner, list):
             if len(self.inner) == 1:
                 self.inner = self.inner[0]
             else:
                 self.outer = len(self.inner)  # one budget per outer step
-        for name in ("outer", "inner", "steps"):
-            if isinstance(getattr(self, name), int) and getattr(self, name) < 1:
-                raise UsageError(f"--{name} must be a positive number of steps, got {getattr(self, name)}")
-        if self.zeta is not None and not 0 <= self.zeta <= (1 if solver_parts(self.solver)[1] == "diffpir" else math.inf):
-            raise UsageError(f"--zeta must lie in [0, 1] for DiffPIR (a share of noise) and be >= 0 for DPS, got {self.zeta}")
-        if self.outer_power <= 0:
-            raise UsageError(f"--outer-power must be > 0 (1 = the paper's even outer grid), got {self.outer_power}")
-        if not 0.0 <= self.outer_eta <= 1.0:
-            raise UsageError(f"--outer-eta must lie in [0, 1], got {self.outer_eta}")
-        if not 0.0 <= self.outer_noise <= 1.0:
-            raise UsageError(f"--outer-noise must lie in [0, 1] (the share of fresh noise), got {self.outer_noise}")
-        if self.inner_power <= 0:
-            raise UsageError(f"--inner-power must be > 0 (1 = the solver's own grid in every inner run), "
-                             f"got {self.inner_power}")
+        if self.zeta is not None and solver_parts(self.solver)[1] == "diffpir" and self.zeta > 1:
+            raise UsageError(f"--zeta must lie in [0, 1] for DiffPIR (a share of noise) and be >= 0 for DPS, "
+                             f"got {self.zeta}")
         if self.outer_noise > 0 and self.outer_eta > 0:
-            raise UsageError(f"give --outer-eta or --outer-noise, not both (got {self.outer_eta} and {self.outer_noise})")
+            raise UsageError(f"give --outer-eta or --outer-noise, not both "
+                             f"(got {self.outer_eta} and {self.outer_noise})")
         if self.outer_times is not None and self.outer_times != "cosine":
-            try:  # a list from a config or the API, or "950,850,..." text
-                times = parse_times(self.outer_times) if isinstance(self.outer_times, str) else self.outer_times
-                self.outer_times = times if times == "cosine" else check_outer_times(times, self.outer)  # Nested's rule
-            except (argparse.ArgumentTypeError, ValueError, TypeError) as error:
+            try:
+                self.outer_times = check_outer_times(self.outer_times, self.outer)  # Nested's rule
+            except (ValueError, TypeError) as error:
                 raise UsageError(f"--outer-times: {error}") from None
-        if self.lam is not None and self.lam <= 0:
-            raise UsageError(f"--lambda must be > 0, got {self.lam}")
-        for name in ("eta", "eta_b"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise UsageError(f"--{name.replace('_', '-')} must lie in [0, 1], got {getattr(self, name)}")
-        if isinstance(self.size, str) and self.size != "native":
-            self.size = parse_size(self.size)
-        if isinstance(self.size, int) and self.size < 16:
-            raise UsageError(f"--size must be at least 16 pixels, got {self.size}")
-        if self.precision not in ("fp32", "bf16", "fp16"):
-            raise UsageError(f"--precision must be fp32, bf16 or fp16, got {self.precision!r}")
-        if self.tile is not None and self.tile < 0:
-            raise UsageError(f"--tile must be a number of pixels (0: no tiling), got {self.tile}")
         return self
+
+    @staticmethod
+    def check(name: str, value: Any, where: str | None = None) -> Any:
+        """One setting's value against its field's type and range (pydantic), converted; a
+        UsageError naming the key (the flag, or `where`: name as in a config file) otherwise."""
+        if isinstance(value, os.PathLike) and name in ("mask", "model", "config"):
+            value = os.fspath(value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        elif isinstance(value, str) and name in ("size", "outer_times"):  # "native", "256"; "950,850,..."
+            try:
+                value = parse_size(value) if name == "size" else parse_times(value)
+            except (argparse.ArgumentTypeError, UsageError):
+                raise refuse(name, value, where) from None
+        try:
+            return _ADAPTERS[name].validate_python(value)
+        except ValidationError:
+            raise refuse(name, value, where) from None
 
     @property
     def nested(self) -> bool:
@@ -188,3 +197,7 @@ def parse_times(text: str) -> list[int] | str:
         return [int(v) for v in str(text).split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected whole times separated by commas, e.g. 950,850,600,250; got {text!r}") from None
+
+
+#: one pydantic validator per field, from the annotations above (the schema of every setting)
+_ADAPTERS = {name: TypeAdapter(hint) for name, hint in typing.get_type_hints(Settings, include_extras=True).items()}

@@ -24,7 +24,6 @@ standard error over images.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
@@ -33,6 +32,7 @@ import torch
 
 from degradations import make_operator
 from restore.evaluation.images import find_images, load_batch
+from restore.io.atomic import write_json
 from restore.models.prior import load_prior
 from restore.quality.metrics import compute_all
 from restore.restoration.seeds import image_seeds
@@ -165,8 +165,8 @@ def main(argv=None) -> int:
             row.append(fmt.format(mean) + f" {d:+7.3f}+-{se:.3f}")
         print(" ".join(row))
     if args.out:
-        Path(args.out).write_text(json.dumps({"task": args.task, "sigma_y": args.sigma_y, "size": args.size,
-                                              "images": names, "calls": total, "configs": results}, indent=1))
+        write_json(args.out, {"task": args.task, "sigma_y": args.sigma_y, "size": args.size,
+                              "images": names, "calls": total, "configs": results}, indent=1)
     return 0
 
 

@@ -14,7 +14,6 @@ next to the simple baseline: bicubic up-sampling for super-resolution, H^+ y oth
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import torch
 from PIL import Image
 
 from degradations import make_operator
+from restore.io.atomic import write_json
 from restore.io.images import save_image
 from restore.models.prior import load_prior
 from restore.quality.baselines import baseline, baseline_names
@@ -112,4 +112,4 @@ def main(argv: list[str] | None = None) -> None:
         label = task if len(keep) == len(names) else f"{task} ({len(keep)} colour images)"
         print(f"| {label} | {sigma_y} | " + " | ".join(cells) + " |", flush=True)
     if args.json:
-        args.json.write_text(json.dumps(results, indent=1))
+        write_json(args.json, results, indent=1)

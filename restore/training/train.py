@@ -4,7 +4,8 @@ The model is a diffusers `UNet2DModel` trained with exactly the CelebA-HQ DDPM s
 betas 1e-4 .. 0.02, T = 1000, epsilon prediction; Ho et al. 2020, eq. 14 loss), so every code path
 of the solvers is the one used with the real model. Two architectures:
 - default (`ARCHITECTURE` in restore.models.architectures, the bundled model's): 5 levels, fully
-  convolutional, no attention; runs on any image whose sides are multiples of 16. `--init data/models/natural-ddpm` continues it.
+  convolutional, no attention; runs on any image whose sides are multiples of 16.
+  `--init data/models/natural-ddpm` continues it.
 - `--attention`: 6 levels (32, 64, 128, 160, 192, 192) with self-attention in the two lowest levels
   (16x16 and 8x8 at 256x256) and the mid block, for global structure; sides multiples of 32.
   13.6 M parameters (27 MB in fp16); 51 GFLOP per 256x256 call against the default's 53, and
@@ -38,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from restore.errors import one_line
 from restore.models.architectures import SCHEDULE, make_model
 from restore.training.crops import CropSampler, colour_jitter
 from restore.training.sources import MANIFEST, build_data, load_photos
@@ -67,6 +69,23 @@ def initial_model(args, state: dict | None):
     return make_model(args.attention, channels, args.norm_groups)
 
 
+def _load_checkpoint(path: Path, device: torch.device) -> dict:
+    """A training checkpoint read back with weights_only=True (a crafted file runs no code), and
+    checked to hold what `train` saves; one line otherwise."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as error:  # noqa: BLE001 - not a checkpoint, or one of an older train_prior.py
+        sys.exit(f"error: {path} is not a training checkpoint of this script ({one_line(error)[:160]}); "
+                 "delete it or train without --resume")
+    wanted = {"model": dict, "ema": dict, "opt": dict, "generator": torch.Tensor, "step": int, "elapsed": float,
+              "config": dict}
+    wrong = [k for k, kind in wanted.items() if not isinstance(state, dict) or not isinstance(state.get(k), kind)]
+    if wrong:
+        sys.exit(f"error: {path} is not a training checkpoint of this script (no valid {', '.join(wrong)}); "
+                 "delete it or train without --resume")
+    return state
+
+
 def train(args: argparse.Namespace) -> None:
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.manual_seed(args.seed)
@@ -78,7 +97,7 @@ def train(args: argparse.Namespace) -> None:
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / "checkpoint.pt"
     resume = args.resume and ckpt_path.exists()
-    state = torch.load(ckpt_path, map_location=device, weights_only=False) if resume else None
+    state = _load_checkpoint(ckpt_path, device) if resume else None
     model = initial_model(args, state).to(device)
     multiple = 2 ** (len(model.config.block_out_channels) - 1)
     if args.size % multiple:
@@ -117,7 +136,8 @@ def train(args: argparse.Namespace) -> None:
         torch.save(
             {"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
              "generator": gen.get_state(), "step": step, "elapsed": time.time() - start,
-             "config": dict(model.config), "args": vars(args)},
+             "config": dict(model.config),
+             "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}},
             ckpt_path,
         )
         save_model(ema, out / "model")
