@@ -3,6 +3,8 @@ host warning, bad arguments."""
 
 from __future__ import annotations
 
+import json
+import re
 import sys
 from pathlib import Path
 
@@ -87,3 +89,282 @@ def test_serves_then_leaves_nothing_behind(tmp_path):
         proc.wait(timeout=60)
     assert list(temp.iterdir()) == [] and list(home.iterdir()) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "tmp"]
+
+
+# -- the start-up options: models and limits ------------------------------------------------
+def _served(monkeypatch):
+    """restore.page.layout.serve replaced by a recorder of its keyword arguments."""
+    import restore.page.layout
+
+    served = []
+    monkeypatch.setattr(restore.page.layout, "serve", lambda host, port, **kw: served.append(kw))
+    return served
+
+
+def _exit_code(main, argv) -> int:
+    """run_cli's exit code, or argparse's (its errors exit at once, with code 2)."""
+    try:
+        return run_cli(main, argv)
+    except SystemExit as exit:
+        return exit.code
+
+
+def test_the_limits_defaults_and_the_command_line_reads_them_without_gradio():
+    import subprocess
+    import sys
+
+    from restore.page import limits
+
+    assert (limits.MAX_MODELS, limits.MAX_CALLS, limits.MAX_CANDIDATES_PAGE, limits.MAX_PIXELS_PAGE) == (
+        2, 200, 8, 4_000_000)
+    code = "import sys, restore.cli.app; print('gradio' in sys.modules)"  # GRADIO_TEMP_DIR is set later
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+def test_bad_start_up_values_are_one_line(monkeypatch, capsys, tmp_path):
+    import tempfile
+
+    from restore.cli import app
+
+    served = _served(monkeypatch)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    for argv, said in ((["--max-calls", "0"], "--max-calls must be a whole number >= 1"),
+                       (["--max-calls", "-5"], "--max-calls must be"),
+                       (["--max-candidates", "0"], "--max-candidates must be"),
+                       (["--max-candidates", "65"], "at most 64"),
+                       (["--max-pixels", "0"], "--max-pixels must be"),
+                       (["--max-models", "0"], "--max-models must be"),
+                       (["--max-calls", "lots"], "invalid int value"),
+                       (["--max-pixels", "1e6"], "invalid int value")):
+        assert _exit_code(app.main, argv) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: ") and said in err[0], (argv, err)
+    assert served == [] and not list(tmp_path.glob("anytime-restore-page-*"))  # nothing started, no folder left
+
+
+def test_a_model_that_does_not_load_stops_the_start(monkeypatch, capsys, tmp_path):
+    import tempfile
+
+    from restore.cli import app
+
+    served = _served(monkeypatch)
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    garbage = tmp_path / "broken.ckpt"
+    garbage.write_bytes(b"\x80\x04 not a checkpoint at all" * 10)
+    for spec in (str(garbage), str(tmp_path / "missing.ckpt"), str(tmp_path)):
+        assert run_cli(app.main, ["--model", spec]) == 2, spec
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"error: --model {spec}: does not load"), err
+    assert served == [] and not list(temp.glob("anytime-restore-page-*"))  # no page folder left
+
+
+def test_the_models_and_limits_reach_the_page(monkeypatch, capsys, tiny_model_dir):
+    from restore.cli import app
+
+    served = _served(monkeypatch)
+    assert run_cli(app.main, ["--model", str(tiny_model_dir), "--max-models", "1", "--max-calls", "30",
+                              "--max-candidates", "3", "--max-pixels", "100000"]) == 0
+    [kw] = served
+    assert kw["specs"] == [str(tiny_model_dir)] and list(kw["warm"]) == [str(tiny_model_dir)]
+    assert kw["allow_any_model"] is False
+    assert (kw["max_models"], kw["max_calls"], kw["max_candidates"], kw["max_pixels"]) == (1, 30, 3, 100_000)
+    assert run_cli(app.main, ["--allow-any-model"]) == 0
+    assert served[-1]["allow_any_model"] is True and served[-1]["specs"] == [] and served[-1]["max_calls"] == 200
+
+
+# -- the page's handler, without a browser ---------------------------------------------------
+class _Request:
+    def __init__(self, session_hash):
+        self.session_hash = session_hash
+
+
+def _start(page, session="me", editor="image", **fields):
+    """The Start handler's first update's status line."""
+    values = {**dict(task="sr4", sigma_y=0.0, model="natural-ddpm", solver="nested", outer=2, inner=1, steps=20,
+                     candidates=1, seed=0, mode="simulation"), **fields}
+    if editor == "image":
+        editor = {"background": Image.new("RGB", (40, 40), "gray"), "layers": [], "composite": None}
+    updates = page.run(editor, None, values["task"], values["sigma_y"], values["model"], values["solver"],
+                       values["outer"], values["inner"], values["steps"], values["candidates"], values["seed"],
+                       values["mode"], _Request(session))
+    return next(updates)[0]
+
+
+def test_every_bad_field_is_one_line_and_leaves_no_folder(tmp_path):
+    from restore.page.handlers import Page
+
+    page = Page(tmp_path, max_calls=12, max_candidates=3)
+    for fields, said in ((dict(sigma_y=None), "sigma_y is empty"), (dict(sigma_y=""), "sigma_y is empty"),
+                         (dict(seed=None), "Seed is empty"), (dict(outer=None), "Outer steps is empty"),
+                         (dict(inner=None), "Inner steps is empty"), (dict(steps=None), "DDRM steps is empty"),
+                         (dict(candidates=None), "Candidates K is empty"),
+                         (dict(sigma_y=float("nan")), "sigma_y must be"), (dict(sigma_y=float("inf")), "sigma_y must"),
+                         (dict(sigma_y=1.5), "sigma_y must be"), (dict(sigma_y="abc"), "sigma_y must be"),
+                         (dict(sigma_y=True), "sigma_y must be"), (dict(seed=float("nan")), "Seed must be"),
+                         (dict(outer=0), "Outer steps must be"), (dict(outer=2.5), "Outer steps must be"),
+                         (dict(outer=float("inf")), "Outer steps must be"), (dict(inner=-1), "Inner steps must be"),
+                         (dict(steps=1001), "DDRM steps must be"), (dict(candidates=0), "Candidates K must be"),
+                         (dict(outer=4, inner=4), "4 outer x 4 inner steps make 16 network calls per candidate, "
+                                                  "over this page's limit of 12"),
+                         (dict(solver="ddrm", steps=13), "13 DDRM steps make 13 network calls"),
+                         (dict(candidates=4), "Candidates K must be at most 3 on this page, got 4"),
+                         (dict(solver="nested-nope"), "unknown solver")):
+        text = _start(page, **fields)
+        assert text.startswith("**Cannot start:** ") and said in text and "\n" not in text, (fields, text)
+        assert str(tmp_path) not in text
+    assert not (tmp_path / "runs").exists() or list((tmp_path / "runs").iterdir()) == []
+
+
+def test_only_the_menus_models_unless_any_model_is_allowed(tmp_path):
+    from restore.page.handlers import Page
+    from restore.settings.model_spec import BUNDLED, celebahq_available
+
+    garbage = tmp_path / "models" / "broken.ckpt"
+    garbage.parent.mkdir()
+    garbage.write_bytes(b"not a checkpoint")
+    page = Page(tmp_path / "page", specs=[str(garbage)])
+    assert page.models.menu == [BUNDLED, *(["celebahq"] if celebahq_available() else []), "broken.ckpt"]
+    refusals = {_start(page, model=m) for m in (str(garbage), str(tmp_path / "none.ckpt"), "/etc/passwd", "x")}
+    assert len(refusals) == 1, refusals  # the same line whether the path exists or not
+    [refusal] = refusals
+    assert "offers only the models of its menu" in refusal and str(tmp_path) not in refusal
+    # the menu's broken model, and with --allow-any-model a typed one: one line, no folder left, no path
+    for where, model in ((page, "broken.ckpt"), (Page(tmp_path / "any", allow_any_model=True), str(garbage)),
+                         (Page(tmp_path / "any", allow_any_model=True), str(tmp_path / "none.ckpt"))):
+        text = _start(where, model=model)
+        assert text.startswith("**Cannot start:** model ") and "does not load" in text and "\n" not in text, text
+        assert str(tmp_path) not in text and not re.search(r"(^|[\s'\"(])/\w", text), text  # no absolute path
+        assert list((where.root / "runs").iterdir()) == [] and where.models.priors == {}
+
+
+def test_at_most_max_models_stay_loaded(tmp_path, tiny_model_dir):
+    import shutil
+
+    from restore.page.handlers import Page
+
+    specs = []
+    for name in ("a", "b", "c"):
+        shutil.copytree(tiny_model_dir, tmp_path / "models" / name)
+        specs.append(str(tmp_path / "models" / name))
+    pinned = object()
+    page = Page(tmp_path / "page", {"pinned": pinned}, specs=specs, max_models=2)
+    assert page.models.menu[-4:] == ["a", "b", "c", "pinned"]
+    loaded = [page.models.load(name)[1] for name in ("a", "b")]
+    assert list(page.models.priors) == specs[:2]
+    assert page.models.load("a")[1] is loaded[0]  # reused, and now the most recently used
+    page.models.load("c")
+    assert list(page.models.priors) == [specs[0], specs[2]]  # b, the least recently used, dropped
+    assert page.models.load("pinned") == (None, pinned) and len(page.models.priors) == 2  # programmatic models never count
+    page.models.load("b")
+    assert list(page.models.priors) == [specs[2], specs[1]]
+    with pytest.raises(UsageError, match="max-models must be"):
+        Page(tmp_path / "page", max_models=0)
+
+
+def test_a_click_reaches_only_its_own_run(tmp_path):
+    from types import SimpleNamespace
+
+    from restore.page.handlers import Active, Page
+
+    class Session:
+        status, alive, stopped = "running", [1, 2], False
+
+        def stop(self):
+            self.stopped = True
+
+    page = Page(tmp_path)
+    mine = Active(Session(), folder=None, shown=[1, 2], waiting=True)
+    page.active["a"] = mine
+    for other in ("b", None, ""):
+        page.stop(_Request(other))
+        page.keep_all(_Request(other))
+        assert page.select(SimpleNamespace(index=0), _Request(other))[0] == {"__type__": "update"}
+    assert not mine.session.stopped and mine.decisions.empty()
+    page.keep_all(_Request("a"))
+    assert mine.decisions.get_nowait() is None
+
+
+def test_an_upload_over_max_pixels_is_refused_from_its_header(tmp_path, monkeypatch):
+    """A PNG whose header claims 5000 x 5000 but whose data is junk: refused as too large, which it
+    could not be had its data been decoded (that would fail on the junk)."""
+    import struct
+    import zlib
+
+    from PIL import ImageFile
+
+    from restore.page.handlers import Page
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    path = tmp_path / "claims.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 5000, 5000, 8, 2, 0, 0, 0))
+                     + chunk(b"IDAT", b"junk" * 10) + chunk(b"IEND", b""))
+    decoded = []
+    load = ImageFile.ImageFile.load
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda im: decoded.append(im.size) or load(im))
+    page = Page(tmp_path / "page", max_pixels=1_000_000)
+    image, text = page.load_input(str(path))
+    assert image is None and decoded == []
+    assert text == ("**claims.png is too large: 5000x5000 = 25,000,000 pixels, over this page's limit of 1,000,000; "
+                    "upload a smaller image**")
+    small = tmp_path / "small.png"
+    Image.new("RGB", (1000, 1000)).save(small)
+    assert page.load_input(str(small))[1].startswith("Loaded small.png (1000x1000)")
+    assert page.load_input(str(tmp_path / "notes.png"))[1].startswith("**notes.png is not an image** (no such file)")
+    # the editor's image, decoded by Gradio before the Start handler: refused from its header too
+    import gradio as gr
+    from gradio.data_classes import FileData
+
+    from restore.page.layout import bounded
+    from restore.page.limits import Refused
+
+    editor = bounded(gr.ImageEditor(type="pil", image_mode="RGBA", render=False), page.max_pixels)
+    refused = editor.convert_and_format_image(FileData(path=str(path), orig_name="claims.png"), flatten_on_white=True)
+    assert isinstance(refused, Refused) and (5000, 5000) not in decoded
+    assert _start(page, editor={"background": refused, "layers": [], "composite": refused}) == (
+        "**Cannot start:** claims.png is too large: 5000x5000 = 25,000,000 pixels, over this page's limit of "
+        "1,000,000; upload a smaller image")
+    assert editor.convert_and_format_image(FileData(path=str(small), orig_name="small.png")).size == (1000, 1000)
+
+
+def test_messages_name_files_not_server_paths(tmp_path):
+    from restore.page.handlers import Page
+    from restore.page.limits import public
+
+    assert public("cannot read image /srv/page/runs/abc/input.png: not an image") == \
+        "cannot read image input.png: not an image"
+    assert public("model '/a/b/m.ckpt' and ~/x/y.pt, sr4 [0, 1] 1/2 google/ddpm-x") == \
+        "model 'm.ckpt' and y.pt, sr4 [0, 1] 1/2 google/ddpm-x"
+    spaced = tmp_path / "a folder with spaces"
+    assert public(f"cannot write {spaced}/runs/x/out/final.png: disk full", spaced) == \
+        "cannot write final.png: disk full"
+    page = Page(spaced)
+    assert page._said(OSError(28, "No space left on device", str(spaced / "runs" / "x" / "input.png"))) == \
+        "No space left on device: input.png"
+
+
+def test_the_blocks_show_the_started_models_and_limits(tmp_path, tiny_model_dir):
+    """The page's components as the browser gets them (the Blocks config), for both menus."""
+    from restore.page.handlers import Page
+    from restore.page.layout import build
+    from restore.settings.model_spec import BUNDLED, celebahq_available
+
+    for allow in (False, True):
+        page = Page(tmp_path, {"extra": object()}, specs=[str(tiny_model_dir), BUNDLED], allow_any_model=allow,
+                    max_candidates=5, max_calls=50)
+        config = build(page).get_config_file()
+        components = {c["props"].get("elem_id"): c for c in config["components"]}
+        menu = components["model"]
+        assert menu["type"] == "dropdown" and menu["props"]["allow_custom_value"] is allow
+        assert [v for _, v in menu["props"]["choices"]] == [
+            BUNDLED, *(["celebahq"] if celebahq_available() else []), "tiny-ddpm", "extra"]
+        assert page.models.choices["tiny-ddpm"] == str(tiny_model_dir)
+        assert components["candidates"]["type"] == "slider" and components["candidates"]["props"]["maximum"] == 5
+        assert [components[k]["type"] for k in ("outer", "inner", "steps", "seed", "sigma_y", "input")] == [
+            "number"] * 5 + ["imageeditor"]
+        assert any("At most 50 network calls" in str(c["props"].get("value")) for c in config["components"])
+        shown = json.dumps([c["props"] for c in config["components"]], default=str)
+        assert str(tiny_model_dir) not in shown and str(tmp_path) not in shown  # no server path in the page

@@ -188,9 +188,19 @@ def test_a_second_person_waits_in_the_queue(browser, server, page):
 
 
 def test_everything_written_lives_in_the_temporary_folder(server):
-    _, root = server
+    import re
+    import urllib.error
+    import urllib.request
+
+    url, root = server
     runs = sorted((root / "runs").iterdir())  # the four runs (a start that failed leaves nothing)
     assert len(runs) == 4 and all((r / "input.png").is_file() and (r / "out" / "metrics.json").is_file() for r in runs)
+    # each run's folder has a random name, and nothing in it is served by its path (tests/test_page_isolation.py)
+    assert all(re.fullmatch(r"[0-9a-f]{32}", r.name) for r in runs)
+    for path in (runs[0] / "input.png", runs[0] / "out" / "final.png", runs[0] / "out" / "metrics.json"):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{url.rstrip('/')}/gradio_api/file={path}", timeout=30)
+        assert refused.value.code == 403
     assert (root / "uploads").is_dir()  # Gradio's uploads and served files
     # nothing of the page's in the repository
     assert not (REPO / ".gradio").exists() and not (REPO / "flagged").exists()
