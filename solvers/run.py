@@ -7,7 +7,7 @@
     run.choose(1)                # every candidate continues from candidate 1's next state
     run.drop([2])                # candidate 2 leaves the batch: fewer rows per network call
     torch.save(run.state_dict(), "run.pt")
-    run = Run.from_state(solver, torch.load("run.pt"))   # ... and later resumes bit for bit
+    run = Run.from_state(solver, torch.load("run.pt", weights_only=True))   # ... resumes bit for bit
 
 This is the one sampling loop of the project: `Sampler.sample` / `restore`, `restore_image`, the
 command line, the batch evaluation and the page all drive a Run. It only samples: it scores
