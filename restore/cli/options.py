@@ -12,6 +12,7 @@ from typing import Any
 from degradations import TASKS
 from restore.errors import UsageError, one_line
 from restore.io.images import MAX_PIXELS
+from restore.models.memory import keep_freed_memory
 from restore.settings.compose import compose
 from restore.settings.model_spec import BUNDLED
 from restore.settings.schema import Settings, parse_inner, parse_size, parse_times
@@ -80,7 +81,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 
 def run_cli(main, argv: list[str] | None = None) -> int:
-    """Run `main(argv)`, turning a UsageError (every one-line input error) into exit code 2."""
+    """Run `main(argv)`, turning a UsageError (every one-line input error) into exit code 2. Every
+    command keeps the network's freed memory for its next call (restore.models.memory)."""
+    keep_freed_memory()
     try:
         return main(argv) or 0
     except UsageError as error:

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from restore.errors import UsageError
+from restore.models import memory
 
 GIB = 2.0 ** 30
 
@@ -179,4 +180,9 @@ def plan_network(prior: Any, device: torch.device, batch: int, h: int, w: int, t
         fix = "a smaller --tile or --size" if tile else ("a smaller --size" if auto else "--tile 512 or a smaller --size")
         raise UsageError(f"restoring {batch} image(s) of {w}x{h} needs about {gib(need)} of memory, "
                          f"{gib(free / 0.8)} is free on {device}; pass {fix}")
+    if device.type == "cpu" and memory.kept() and need * memory.KEPT_PEAK_FACTOR > free:
+        memory.give_back_freed_memory()  # fits only if freed memory goes back between calls
+        if note is not None:
+            note(f"{w}x{h} fits the free memory only if each network call's memory is given back to the system "
+                 "afterwards: doing so (slower: the next call faults its pages in again)")
     return SizedNetwork(prior, multiple, tile)
