@@ -7,6 +7,8 @@
     python scripts/bench.py gpu          # CUDA: CelebA-HQ U-Net, fp32/bf16/fp16 x compile x batch (restore.bench.gpu)
     python scripts/bench.py sizes        # large images: s/call and peak memory at 256 .. 2048 px (restore.bench.sizes)
     python scripts/bench.py operators    # building every operator and applying its transforms (restore.bench.operators)
+    python scripts/bench.py cpu          # FLOPs per call, GFLOP/s and the share of this CPU's peak (restore.bench.cpu_flops)
+    python scripts/bench.py kernels      # operators launched per network call by each solver, outside the network
 
 overhead: every task at 256x256, DDRM (20 steps) and NestedDDRM (4 x 5), run with the bundled
 prior wrapped in a timer; overhead = wall time outside the network calls, per call. The CelebA-HQ
@@ -27,14 +29,17 @@ import importlib
 import sys
 
 from restore.bench.cpu import engine, overhead, throughput, throughput_one
+from restore.models.memory import keep_freed_memory
 from restore.settings.model_spec import BUNDLED
 
 OWN_OPTIONS = {"peers": "restore.bench.peers", "gpu": "restore.bench.gpu", "sizes": "restore.bench.sizes",
+               "cpu": "restore.bench.cpu_flops", "kernels": "restore.bench.kernels",
                "operators": "restore.bench.operators"}
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    keep_freed_memory()  # as the commands do (restore.cli.options.run_cli): the benchmarks time what users run
     if argv[:1] and argv[0] in OWN_OPTIONS:  # the commands with options of their own
         return importlib.import_module(OWN_OPTIONS[argv[0]]).main(argv[1:]) or 0
     parser = argparse.ArgumentParser(prog="bench.py", description=__doc__.split("\n\n")[0])
