@@ -6,7 +6,10 @@ import torch
 
 
 def like(buffer: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """`buffer` on the device and (floating) dtype of `x`; a no-op when they already agree."""
+    """`buffer` on the device and (floating) dtype of `x`; itself, with no operator launched,
+    when they already agree (the operator's to() has moved it for the run)."""
+    if buffer.device == x.device and buffer.dtype == x.dtype:
+        return buffer
     return buffer.to(device=x.device, dtype=x.dtype)
 
 

@@ -53,11 +53,11 @@ class Inpainting(SVDOperator):
 
     def V(self, v: torch.Tensor) -> torch.Tensor:
         """(B, n) spectral -> (B, C, H, W) image: undo the permutation."""
-        return v[:, self.inv_perm.to(v.device)].reshape(v.shape[0], *self.image_shape)
+        return v[:, self.inv_perm].reshape(v.shape[0], *self.image_shape)  # indices moved by to()
 
     def Vt(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) image -> (B, n): kept entries first, then missing ones."""
-        return x.reshape(x.shape[0], -1)[:, self.perm.to(x.device)]
+        return x.reshape(x.shape[0], -1)[:, self.perm]
 
 
     def to_image(self, y: torch.Tensor) -> torch.Tensor:

@@ -32,6 +32,8 @@ def randn(
         return noise.to(device)
     if len(generator) != batch:
         raise ValueError(f"got {len(generator)} generators for a batch of {batch} images")
+    if batch == 1 and torch.device(generator[0].device) == torch.device(device or "cpu"):
+        return torch.randn((1, *shape), generator=generator[0], device=device, dtype=dtype)  # the same draws, one op
     return torch.stack(
         [torch.randn(shape, generator=g, device=g.device, dtype=dtype) for g in generator]
     ).to(device)

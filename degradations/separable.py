@@ -69,6 +69,8 @@ class SeparableOperator(SVDOperator):
         ub, sb, vbt = torch.linalg.svd(B, full_matrices=True)
         self.Ua, self.Va = ua.to(torch.float32), vat.T.contiguous().to(torch.float32)
         self.Ub, self.Vb = ub.to(torch.float32), vbt.T.contiguous().to(torch.float32)
+        self.VaT, self.UaT = self.Va.T.contiguous(), self.Ua.T.contiguous()  # no transpose per call
+        self.VbT, self.UbT = self.Vb.T.contiguous(), self.Ub.T.contiguous()
 
         # ordering of the (h_out, w_out) block, built from the block itself
         if zero_rule == "1d":  # DDRM's: zero the 1-D singular values, the products follow
@@ -95,26 +97,26 @@ class SeparableOperator(SVDOperator):
 
     def Vt(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, n): Z = Va^T X Vb per channel, then reordered."""
-        z = like(self.Va, x).T @ x @ like(self.Vb, x)
-        return z.reshape(x.shape[0], -1)[:, self.perm.to(x.device)]
+        z = like(self.VaT, x) @ x @ like(self.Vb, x)
+        return z.reshape(x.shape[0], -1)[:, self.perm]
 
     def V(self, v: torch.Tensor) -> torch.Tensor:
         """(B, n) -> (B, C, H, W): un-reorder, then X = Va Z Vb^T."""
-        z = v[:, self.inv_perm.to(v.device)].reshape(v.shape[0], *self.image_shape)
-        return like(self.Va, v) @ z @ like(self.Vb, v).T
+        z = v[:, self.inv_perm].reshape(v.shape[0], *self.image_shape)
+        return like(self.Va, v) @ z @ like(self.VbT, v)
 
     def U(self, u: torch.Tensor) -> torch.Tensor:
         """Spectral measurement (B, m) -> measurement image (C, h_out, w_out) flattened (B, m)."""
         c, h_out, w_out = self.measurement_shape
-        blk = u.reshape(u.shape[0], -1, c).transpose(1, 2)[:, :, self.inv_order.to(u.device)]
-        y = like(self.Ua, u) @ blk.reshape(u.shape[0], c, h_out, w_out) @ like(self.Ub, u).T
+        blk = u.reshape(u.shape[0], -1, c).transpose(1, 2)[:, :, self.inv_order]
+        y = like(self.Ua, u) @ blk.reshape(u.shape[0], c, h_out, w_out) @ like(self.UbT, u)
         return y.reshape(u.shape[0], -1)
 
     def Ut(self, y: torch.Tensor) -> torch.Tensor:
         """Measurement (B, m) -> spectral measurement (B, m), ordered like singulars()."""
         c, h_out, w_out = self.measurement_shape
-        blk = like(self.Ua, y).T @ y.reshape(y.shape[0], c, h_out, w_out) @ like(self.Ub, y)
-        blk = blk.reshape(y.shape[0], c, -1)[:, :, self.order.to(y.device)]
+        blk = like(self.UaT, y) @ y.reshape(y.shape[0], c, h_out, w_out) @ like(self.Ub, y)
+        blk = blk.reshape(y.shape[0], c, -1)[:, :, self.order]
         return blk.transpose(1, 2).reshape(y.shape[0], -1)
 
 

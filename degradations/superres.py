@@ -37,29 +37,20 @@ class BlockAverageSR(SVDOperator):
         d1 = dct_matrix(factor)
         # (r^2, r^2) float64 -> float32; row k is basis vector k over patch pixels (a * r + b)
         self.basis = torch.kron(d1, d1).to(torch.float32)
+        # filters[k * C + c, c] = basis vector k as an r x r patch: V^T as one convolution, V as its transpose
+        c = self.channels
+        self.filters = torch.zeros(factor * factor * c, c, factor, factor)
+        for k in range(factor * factor):
+            for ch in range(c):
+                self.filters[k * c + ch, ch] = self.basis[k].reshape(factor, factor)
         self._singulars = torch.full((self.m,), 1.0 / factor)
 
-    def _patches(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) -> (B, r*r, C, h, w), patch pixel index a * r + b."""
-        r = self.scale_factor
-        c, h, w = self.measurement_shape
-        x = x.reshape(x.shape[0], c, h, r, w, r).permute(0, 3, 5, 1, 2, 4)
-        return x.reshape(x.shape[0], r * r, c, h, w)
-
-    def _unpatch(self, p: torch.Tensor) -> torch.Tensor:
-        """(B, r*r, C, h, w) -> (B, C, H, W)."""
-        r = self.scale_factor
-        c, h, w = self.measurement_shape
-        p = p.reshape(p.shape[0], r, r, c, h, w).permute(0, 3, 4, 1, 5, 2)
-        return p.reshape(p.shape[0], c, h * r, w * r)
-
     def Vt(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) -> (B, n): DCT coefficients of every patch, layout (r*r, C, h, w)."""
-        coef = torch.einsum("kp,bpchw->bkchw", like(self.basis, x), self._patches(x))
-        return coef.reshape(x.shape[0], -1)
+        """(B, C, H, W) -> (B, n): DCT coefficients of every patch, layout (r*r, C, h, w): one
+        stride-r convolution whose output channel k * C + c is basis vector k on channel c."""
+        return torch.nn.functional.conv2d(x, like(self.filters, x), stride=self.scale_factor).reshape(x.shape[0], -1)
 
     def V(self, v: torch.Tensor) -> torch.Tensor:
-        """(B, n) -> (B, C, H, W): inverse DCT of every patch."""
-        r = self.scale_factor
-        coef = v.reshape(v.shape[0], r * r, *self.measurement_shape)
-        return self._unpatch(torch.einsum("kp,bkchw->bpchw", like(self.basis, v), coef))
+        """(B, n) -> (B, C, H, W): inverse DCT of every patch (the transposed convolution)."""
+        coef = v.reshape(v.shape[0], self.scale_factor**2 * self.channels, *self.measurement_shape[1:])
+        return torch.nn.functional.conv_transpose2d(coef, like(self.filters, v), stride=self.scale_factor)

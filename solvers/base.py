@@ -71,18 +71,20 @@ class Sampler:
         raise NotImplementedError
 
     # -- shared pieces ------------------------------------------------------------------------
-    def predict(self, x_t: torch.Tensor, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def predict(self, x_t: torch.Tensor, t: int, eps: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """One network call: (eps, x0) at time t, x0 = (x_t - sqrt(1 - a_t) eps) / sqrt(a_t)
-        (Ho et al. 2020, eq. 15)."""
-        t_batch = torch.full((x_t.shape[0],), t, dtype=torch.long, device=x_t.device)
+        (Ho et al. 2020, eq. 15). eps=False: a solver that uses only x0 (the network's eps is
+        then returned as is, not recomputed from a clipped x0)."""
         with torch.no_grad():
-            eps = self.prior(x_t, t_batch).to(x_t.dtype)
+            noise = self.prior(x_t, self.schedule.t_batch(t, x_t.shape[0], x_t.device))
+        noise = noise if noise.dtype == x_t.dtype else noise.to(x_t.dtype)
         a = self.schedule.alpha_bar(t)
-        x0 = torch.add(x_t, eps, alpha=-((1 - a) ** 0.5)).div_(a**0.5)
+        x0 = torch.add(x_t, noise, alpha=-((1 - a) ** 0.5)).div_(a**0.5)
         if self.clip_x0:  # as DDPM / DDIM's clip_denoised: eps then follows from the clipped x0
             x0 = x0.clamp_(-1, 1)
-            eps = torch.add(x_t, x0, alpha=-(a**0.5)).div_((1 - a) ** 0.5)
-        return eps, x0
+            if eps:
+                noise = torch.add(x_t, x0, alpha=-(a**0.5)).div_((1 - a) ** 0.5)
+        return noise, x0
 
     def check(self, y: torch.Tensor, sigma_y: float) -> None:
         """Validate a measurement batch and move the operator to its device and dtype."""

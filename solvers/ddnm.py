@@ -39,24 +39,34 @@ class DDNM(StepSolver):
             raise ValueError(f"eta must lie in [0, 1], got {eta}")
         self.eta = eta
 
+    coefficient_count = 4
+
+    def coefficients(self, meas: SpectralMeasurement, pairs: list[tuple[int, int]]) -> tuple[torch.Tensor, ...]:
+        """(lam, R, E, Z), each (K, n): x0_hat = V(lerp(v0, y_bar, lam)) and x_{t'} = V(R v_hat + E v_eps + Z z)
+        with R = sqrt(a'), E = sqrt(a') noise sqrt(1 - eta^2), Z = sqrt(a') noise eta (module docstring):
+        DDNM+ lam_i = min(1, sigma' s_i / sigma_0) and noise_i = sqrt(sigma'^2 - lam_i^2 floor_i)
+        (Alg. 2), DDNM lam_i = 1 where measured and noise sigma' (Alg. 1)."""
+        sigma_n = meas.column(self.schedule.sigma(t_next) for _, t_next in pairs)
+        root_a = meas.column(self.schedule.alpha_bar(t_next) ** 0.5 for _, t_next in pairs)
+        if meas.sigma_0 > 0:
+            lam = torch.where(meas.measured, (sigma_n * meas.s / meas.sigma_0).clamp(max=1.0), 0.0)
+            noise = (sigma_n**2 - lam.square() * meas.floor).clamp_min(0).sqrt()
+        else:
+            lam = meas.measured.to(meas.s.dtype).expand(len(pairs), -1)
+            noise = sigma_n.expand_as(lam)
+        scaled = root_a * noise
+        return lam, root_a.expand_as(lam), scaled * (1 - self.eta**2) ** 0.5, scaled * self.eta
+
     def step(self, x_t: torch.Tensor, t: int, t_next: int, meas: SpectralMeasurement,
              generator: Generators) -> tuple[torch.Tensor, torch.Tensor]:
         """One step t -> t_next (one network call). Returns (x_{t_next}, x0_hat)."""
         eps, x0 = self.predict(x_t, t)
-        v0, v_eps = self.operator.Vt(x0), self.operator.Vt(eps)
-        sigma_n = self.schedule.sigma(t_next)
-        if meas.sigma_0 > 0:  # DDNM+: lambda_i = min(1, sigma' s_i / sigma_0), Phi_t what is left
-            lam = torch.where(meas.measured, (sigma_n * meas.s / meas.sigma_0).clamp(max=1.0),
-                              torch.zeros_like(meas.s))
-            v_hat = torch.lerp(v0, meas.y_bar, lam)
-            noise = (sigma_n**2 - lam.square() * meas.floor).clamp_min(0).sqrt()  # per component
-        else:  # DDNM: the whole range space from y (Alg. 1: x0_hat = A^+ y + (I - A^+ A) x0|t)
-            v_hat = torch.where(meas.measured, meas.y_bar, v0)
-            noise = sigma_n
+        lam, r, e, z_share = self.step_coefficients(meas, t, t_next)
+        v_hat = torch.lerp(self.operator.Vt(x0), meas.y_bar, lam)  # A^+ y + (I - A^+ A) x0|t, a lam share of it
         x0_hat = self.operator.V(v_hat)
         if t_next == CLEAN:
             return x0_hat, x0_hat
         z = randn((self.operator.n,), x_t.shape[0], generator, x_t.device, x_t.dtype)
-        mix = torch.add(v_eps.mul((1 - self.eta**2) ** 0.5), z, alpha=self.eta)  # sqrt(1 - eta^2) eps + eta z
-        v = v_hat + noise * mix  # not in place: x0_hat may be a view of v_hat
-        return self.operator.V(v).mul_(self.schedule.alpha_bar(t_next) ** 0.5), x0_hat
+        # sqrt(a') (v_hat + noise (sqrt(1 - eta^2) eps + eta z)); not in place: x0_hat may be a view of v_hat
+        v = torch.mul(v_hat, r).addcmul_(e, self.operator.Vt(eps)).addcmul_(z_share, z)
+        return self.operator.V(v), x0_hat

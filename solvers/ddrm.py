@@ -49,28 +49,44 @@ class DDRM(StepSolver):
         v = torch.where(use_y, meas.y_bar + extra * z, sigma_t * z)
         return self.schedule.alpha_bar(t) ** 0.5 * self.operator.V(v)
 
+    coefficient_count = 4
+
+    def coefficients(self, meas: SpectralMeasurement, pairs: list[tuple[int, int]]) -> tuple[torch.Tensor, ...]:
+        """(P, Q, C, D), each (K, n): step t -> t_next is x_{t_next} = V(P v_t + Q v_eps + C z + D y_bar),
+        v_t = V^T x_t, v_eps = V^T eps. Per spectral component, the three cases of the paper's
+        conditional (sec. 3.3), with v0 = V^T x0 = (v_t - sqrt(1 - a) v_eps) / sqrt(a):
+          no measurement (s_i = 0):                v0 + keep v_eps + eta sigma_n z
+          y less noisy (s_i sigma_n >= sigma_0):   (1 - eta_b) v0 + eta_b y_bar + sqrt(sigma_n^2 - eta_b^2 floor) z
+          y noisier (s_i sigma_n < sigma_0):       v0 + keep (U^T y - s v0) / sigma_0 + eta sigma_n z
+                                                 = (1 - keep s / sigma_0) v0 + (keep s / sigma_0) y_bar + eta sigma_n z
+        i.e. A v0 + B v_eps + C z + D y_bar, keep = sqrt(1 - eta^2) sigma_n, all times sqrt(a')."""
+        sigma_n = meas.column(self.schedule.sigma(t_next) for _, t_next in pairs)
+        root_a_next = meas.column(self.schedule.alpha_bar(t_next) ** 0.5 for _, t_next in pairs)
+        root_a = meas.column(self.schedule.alpha_bar(t) ** 0.5 for t, _ in pairs)
+        eta, eta_b, s, sigma_0 = self.eta, self.eta_b, meas.s, meas.sigma_0
+        keep = (1 - eta**2) ** 0.5 * sigma_n
+        less = meas.measured & (s * sigma_n >= sigma_0)
+        extra = (sigma_n**2 - eta_b**2 * meas.floor).clamp_min(0).sqrt()
+        if sigma_0 > 0:
+            gain = keep * s / sigma_0
+            a = torch.where(less, 1 - eta_b, torch.where(meas.measured, 1 - gain, 1.0))
+            d = torch.where(less, eta_b, torch.where(meas.measured, gain, 0.0))
+        else:  # every measured component is less noisy than sigma_n
+            a = torch.where(meas.measured, 1 - eta_b, torch.ones_like(sigma_n))
+            d = torch.where(meas.measured, eta_b, torch.zeros_like(sigma_n))
+        b = torch.where(meas.measured, 0.0, keep)
+        c = torch.where(less, extra, eta * sigma_n)
+        p = a / root_a  # A v0 + B v_eps = (A / sqrt(a)) v_t + (B - A sqrt(1 - a) / sqrt(a)) v_eps
+        q = b - p * (1 - root_a**2).sqrt()
+        return p * root_a_next, q * root_a_next, c * root_a_next, d * root_a_next
+
     def step(
         self, x_t: torch.Tensor, t: int, t_next: int, meas: SpectralMeasurement, generator: Generators
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """One DDRM step t -> t_next (one network call). Returns (x_{t_next}, x0 prediction)."""
         eps, x0 = self.predict(x_t, t)
-        v0, v_eps = self.operator.Vt(x0), self.operator.Vt(eps)
-        sigma_n, sigma_0, eta, eta_b = self.schedule.sigma(t_next), meas.sigma_0, self.eta, self.eta_b
+        p, q, c, d = self.step_coefficients(meas, t, t_next)
         z = randn((self.operator.n,), x_t.shape[0], generator, x_t.device, x_t.dtype)
-        keep = (1 - eta**2) ** 0.5 * sigma_n
-        # (fused torch ops: a step is a handful of element-wise passes, see scripts/bench.py)
-        # no measurement (s_i = 0): v0 + keep v_eps + eta sigma_n z
-        unmeasured = torch.add(v0, v_eps, alpha=keep).add_(z, alpha=eta * sigma_n)
-        # y less noisy (s_i sigma_next >= sigma_0): eta_b y_bar + (1 - eta_b) v0 + sqrt(sigma_n^2 - eta_b^2 floor) z
-        measured = torch.lerp(v0, meas.y_bar, eta_b)
-        if sigma_0 > 0:
-            extra = (sigma_n**2 - eta_b**2 * meas.floor).clamp_min_(0).sqrt_()
-            measured.addcmul_(extra, z)
-            # y noisier (s_i sigma_next < sigma_0): v0 + keep (U^T y - s v0) / sigma_0 + eta sigma_n z
-            residual = torch.addcmul(meas.u_y, meas.s, v0, value=-1)
-            y_noisier = torch.add(v0, residual, alpha=keep / sigma_0).add_(z, alpha=eta * sigma_n)
-            measured = torch.where(meas.s * sigma_n >= sigma_0, measured, y_noisier)
-        else:  # every measured component is in the first branch, and its noise is sigma_n
-            measured.add_(z, alpha=sigma_n)
-        v = torch.where(meas.measured, measured, unmeasured)
-        return self.operator.V(v).mul_(self.schedule.alpha_bar(t_next) ** 0.5), x0
+        # V(P v_t + Q v_eps + C z + D y_bar): the three cases, fused (see coefficients)
+        v = torch.mul(self.spectral(x_t), p).addcmul_(q, self.operator.Vt(eps)).addcmul_(c, z)
+        return self.image(v.addcmul_(d, meas.y_bar)), x0

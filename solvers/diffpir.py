@@ -59,21 +59,31 @@ class DiffPIR(StepSolver):
             raise ValueError(f"cannot fit {calls} distinct steps between t={t_start} and 0")
         return times + [CLEAN]
 
+    coefficient_count = 2
+
+    def coefficients(self, meas: SpectralMeasurement, pairs: list[tuple[int, int]]) -> tuple[torch.Tensor, ...]:
+        """(W, F), each (K, n): the data step (eq. 13's closed form) is x0_hat = V(W v0 + F u_y),
+        W = rho / (s^2 + rho) and F = s / (s^2 + rho) where measured, W = 1 and F = 0 elsewhere,
+        rho_t = lambda sigma_n^2 / sigma_t^2."""
+        sigma_n = max(SIGMA_FLOOR, meas.sigma_0 / 2)
+        rho = meas.column(self.lambda_ * sigma_n**2 / self.schedule.sigma(t) ** 2 for t, _ in pairs)
+        denominator = meas.s.square() + rho
+        w = torch.where(meas.measured, rho / denominator, 1.0)
+        return w, torch.where(meas.measured, meas.s / denominator, 0.0)
+
     def step(self, x_t: torch.Tensor, t: int, t_next: int, meas: SpectralMeasurement,
              generator: Generators) -> tuple[torch.Tensor, torch.Tensor]:
         """One step t -> t_next (one network call). Returns (x_{t_next}, x0_hat)."""
-        _, x0 = self.predict(x_t, t)
-        sigma_n = max(SIGMA_FLOOR, meas.sigma_0 / 2)
-        rho = self.lambda_ * sigma_n**2 / self.schedule.sigma(t) ** 2  # eq. 13's rho_t
-        v0 = self.operator.Vt(x0)
-        data = (meas.s * meas.u_y + rho * v0) / (meas.s.square() + rho)
-        x0_hat = self.operator.V(torch.where(meas.measured, data, v0))
-        a = self.schedule.alpha_bar(t)
-        eps_hat = (x_t - a**0.5 * x0_hat) / (1 - a) ** 0.5
+        _, x0 = self.predict(x_t, t, eps=False)
+        w, f = self.step_coefficients(meas, t, t_next)
+        x0_hat = self.operator.V(torch.mul(self.operator.Vt(x0), w).addcmul_(f, meas.u_y))  # line 4
         if t_next == CLEAN:
             return x0_hat, x0_hat
-        a_next = self.schedule.alpha_bar(t_next)  # line 7: a zeta share of the noise variance fresh
-        x = torch.add(x0_hat.mul(a_next**0.5), eps_hat, alpha=((1 - a_next) * (1 - self.zeta)) ** 0.5)
+        # line 7 with line 5's eps_hat = (x_t - sqrt(a) x0_hat) / sqrt(1 - a) written out:
+        # x' = sqrt(a') x0_hat + c (x_t - sqrt(a) x0_hat) / sqrt(1 - a) + sqrt((1 - a') zeta) z, c = sqrt((1 - a')(1 - zeta))
+        a, a_next = self.schedule.alpha_bar(t), self.schedule.alpha_bar(t_next)
+        c = ((1 - a_next) * (1 - self.zeta)) ** 0.5 / (1 - a) ** 0.5
+        x = torch.add(x0_hat.mul(a_next**0.5 - c * a**0.5), x_t, alpha=c)
         if self.zeta > 0:
             z = randn(x0_hat.shape[1:], x0_hat.shape[0], generator, x0_hat.device, x0_hat.dtype)
             x.add_(z, alpha=((1 - a_next) * self.zeta) ** 0.5)

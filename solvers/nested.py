@@ -148,7 +148,8 @@ class Nested(Sampler):
         self.solver.check(y, sigma_y)
 
     def measure(self, y: torch.Tensor, sigma_y: float) -> SpectralMeasurement:
-        return self.solver.measure(y, sigma_y)
+        """The inner solver's measurement, with the coefficients of every inner run's steps."""
+        return self.solver.measure(y, sigma_y, [p for times in self.inner for p in zip(times[:-1], times[1:])])
 
     def begin(self, meas: SpectralMeasurement, generator: Generators) -> torch.Tensor:
         return self.solver.initial_state(meas, self.outer[0], generator)

@@ -33,7 +33,7 @@ from typing import Callable, Iterator, Sequence
 import torch
 
 from degradations.noise import Generators
-from solvers.records import Record, Stepwise
+from solvers.records import Record, Stepwise, carried, carry
 
 STATE_FORMAT = "anytime-restore run"
 STATE_VERSION = 1
@@ -188,7 +188,7 @@ class Run:
             "candidates": self.candidates, "rows": [list(r) for r in self.rows], "events": list(self.events),
             "shared_generator": not isinstance(self.generator, list),
             "generators": [g.get_state() for g in gens], "generator_device": str(gens[0].device),
-            "latest": latest,
+            "latest": latest, "x_spectral": None if (v := carried(self.x)) is None else v.cpu(),
         }
 
     @classmethod
@@ -209,6 +209,8 @@ class Run:
         run.generator = gens[0] if state["shared_generator"] else gens
         run.index, run.events = state["index"], list(state["events"])
         run.x = state["x"].to(y.device, y.dtype)
+        if state.get("x_spectral") is not None:  # so that the next step goes on exactly as it would have
+            carry(run.x, state["x_spectral"].to(y.device, y.dtype))
         latest = state["latest"]
         run.latest = None if latest is None else Record(
             latest["nfe"], latest["x0"].to(y.device, y.dtype), latest["t"], latest["kind"], latest["final"])

@@ -21,6 +21,7 @@ class NoiseSchedule:
         if values.ndim != 1 or len(values) < 2:
             raise ValueError("alphas_cumprod must be a 1-D tensor of length T >= 2")
         self._alpha_bar = values.tolist()
+        self._t_batches: dict[tuple[int, int, torch.device], torch.Tensor] = {}
 
     @property
     def T(self) -> int:
@@ -28,6 +29,15 @@ class NoiseSchedule:
 
     def alpha_bar(self, t: int) -> float:
         return 1.0 if t == CLEAN else self._alpha_bar[t]
+
+    def t_batch(self, t: int, batch: int, device: torch.device) -> torch.Tensor:
+        """t as the network's (batch,) long tensor, made once per (t, batch, device): a constant
+        that no call changes, so each network call launches no operator to build it."""
+        key = (t, batch, torch.device(device))
+        found = self._t_batches.get(key)
+        if found is None:
+            found = self._t_batches[key] = torch.full((batch,), t, dtype=torch.long, device=device)
+        return found
 
     def sigma(self, t: int) -> float:
         """DDRM's VE noise level of x_t / sqrt(alpha_bar_t); 0 at the clean end."""

@@ -14,20 +14,33 @@ grid(start(steps), steps), every call an anytime output. `solvers.nested.Nested`
 Every solver here works on `SVDOperator`s and receives the measurement once as a
 `SpectralMeasurement`; x is on the model's [-1, 1] scale and sigma_y on the [0, 1] pixel scale
 (2 sigma_y on [-1, 1], `sigma_0` below).
+
+A step's update is element-wise in V's coordinates, with per-component coefficients that depend
+on the measurement and the two times only. A solver may give them as `coefficients(meas, pairs)`
+(one (K, n) tensor per coefficient, for K steps at once); `measure` then computes them for every
+step of the run in one go and `step_coefficients` hands a step its row, so a step launches only
+the few operators that touch the image (fused multiply-adds), not the dozen that derive its
+coefficients (scripts/bench.py kernels). Past TABLE_BYTES (large images, where a network call
+costs seconds) each step computes its own row, with the same function.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Iterable
 
 import torch
 
 from degradations.base import pixel_sigma_to_model
 from degradations.noise import Generators, randn
 from solvers.base import Sampler
-from solvers.records import Prior, Record, StepCalls
+from solvers.records import Prior, Record, StepCalls, carried, carry
 from solvers.schedule import CLEAN, ddrm_start, linear_times
+
+#: the most memory a run's table of per-step coefficients may take (see the module docstring)
+TABLE_BYTES = 128 * 2**20
+Pair = tuple[int, int]
 
 
 @dataclass
@@ -37,7 +50,8 @@ class SpectralMeasurement:
     s (n,): singular values padded with zeros; measured (n,): s > 0;
     u_y (B, n): U^T y padded; y_bar (B, n): U^T y / s where measured, else 0 (so V y_bar = H^+ y);
     sigma_0: measurement noise std on the [-1, 1] scale; floor (n,): sigma_0^2 / s^2, the
-    noise variance of y_bar (where measured); y (B, m): the measurement itself."""
+    noise variance of y_bar (where measured); y (B, m): the measurement itself;
+    steps: each step's coefficients, (t, t_next) -> tensors (n,) (StepSolver.step_coefficients)."""
 
     s: torch.Tensor
     measured: torch.Tensor
@@ -46,13 +60,21 @@ class SpectralMeasurement:
     sigma_0: float
     floor: torch.Tensor
     y: torch.Tensor
+    steps: dict[Pair, tuple[torch.Tensor, ...]] = field(default_factory=dict, repr=False)
+
+    def column(self, values: Iterable[float]) -> torch.Tensor:
+        """Per-step scalars as a (K, 1) column in the measurement's dtype, to broadcast over (K, n)."""
+        return torch.tensor(list(values), dtype=self.s.dtype, device=self.s.device)[:, None]
 
 
 class StepSolver(Sampler):
     """Base of the one-call-per-step solvers: `steps` network calls, each an anytime output.
 
     Subclasses implement `step` and may override `start`, `grid` and `initial_state` (default:
-    DDRM's grid, 950, 900, ..., 0 for 20 calls, and pure noise)."""
+    DDRM's grid, 950, 900, ..., 0 for 20 calls, and pure noise), and `coefficients`, with
+    `coefficient_count` saying how many tensors it returns."""
+
+    coefficient_count: int = 0
 
     def __init__(self, prior: Prior, operator, steps: int = 20):
         super().__init__(prior, operator)
@@ -80,8 +102,15 @@ class StepSolver(Sampler):
         z = randn(self.operator.image_shape, meas.u_y.shape[0], generator, meas.u_y.device, meas.u_y.dtype)
         return torch.add(self.operator.V(meas.y_bar) * a**0.5, z, alpha=(1 - a) ** 0.5)  # V may be a view
 
+    def coefficients(self, meas: SpectralMeasurement, pairs: list[Pair]) -> tuple[torch.Tensor, ...]:
+        """The per-component coefficients of the steps `pairs` (t, t_next): one (K, n) tensor
+        each, K = len(pairs), `coefficient_count` of them. Default: none."""
+        return ()
+
     # -- the measurement ----------------------------------------------------------------------
-    def measure(self, y: torch.Tensor, sigma_y: float) -> SpectralMeasurement:
+    def measure(self, y: torch.Tensor, sigma_y: float, pairs: Iterable[Pair] | None = None) -> SpectralMeasurement:
+        """The measurement in V's coordinates, with the coefficients of the steps `pairs`
+        (default: this solver's own run, times[k] -> times[k + 1]) computed at once."""
         op = self.operator
         s = op.add_zeros(op.singulars()[None])[0]
         measured = s > 0
@@ -89,7 +118,26 @@ class StepSolver(Sampler):
         safe_s = torch.where(measured, s, torch.ones_like(s))
         y_bar = torch.where(measured, u_y / safe_s, torch.zeros_like(u_y))
         sigma_0 = pixel_sigma_to_model(sigma_y)
-        return SpectralMeasurement(s, measured, u_y, y_bar, sigma_0, sigma_0**2 / safe_s.square(), y)
+        meas = SpectralMeasurement(s, measured, u_y, y_bar, sigma_0, sigma_0**2 / safe_s.square(), y)
+        pairs = sorted(set(zip(self.times[:-1], self.times[1:]) if pairs is None else pairs), reverse=True)
+        if self.coefficient_count and len(pairs) * op.n * s.element_size() * self.coefficient_count <= TABLE_BYTES:
+            meas.steps.update(zip(pairs, zip(*(c.unbind() for c in self.coefficients(meas, pairs)))))
+        return meas
+
+    def step_coefficients(self, meas: SpectralMeasurement, t: int, t_next: int) -> tuple[torch.Tensor, ...]:
+        """The coefficients of step t -> t_next, each (n,): from the run's table, else computed."""
+        found = meas.steps.get((t, t_next))
+        return found if found is not None else tuple(c[0] for c in self.coefficients(meas, [(t, t_next)]))
+
+    def image(self, v: torch.Tensor) -> torch.Tensor:
+        """x = V v, the next state, carrying v so that the next step's `spectral(x)` is free."""
+        return carry(self.operator.V(v), v)
+
+    def spectral(self, x: torch.Tensor) -> torch.Tensor:
+        """V^T x: the v that x carries (`image`, solvers.records.carry; a saved run keeps it),
+        else the transform. The two agree to the operator's float precision, not bit for bit."""
+        v = carried(x)
+        return self.operator.Vt(x) if v is None else v
 
     # -- the stepwise protocol (solvers.base) --------------------------------------------------
     @cached_property

@@ -81,6 +81,10 @@ def state_problem(state: Any) -> str | None:
     if latest is not None and not (isinstance(latest, dict) and isinstance(latest.get("x0"), torch.Tensor)
                                    and latest["x0"].shape == x.shape):
         return "its latest output does not match its states"
+    spectral = run.get("x_spectral")
+    if spectral is not None and not (isinstance(spectral, torch.Tensor) and spectral.is_floating_point()
+                                     and tuple(spectral.shape) == (x.shape[0], x[0].numel())):
+        return "its spectral state does not match its states"
     if not all(isinstance(step, dict) and {"step", "nfe", "candidates"} <= set(step) for step in state["steps"]):
         return "its steps are not step records"
     return None
