@@ -23,9 +23,10 @@ Options:
   in channels_last layout and ~200 s without, against ~3 s in fp32.
 - channels_last (default: on for CUDA and for bf16 on CPU, off for fp32 on CPU): the U-Net's
   weights (in place: values unchanged, only their layout) and each x_t are put in NHWC layout,
-  which cuDNN's tensor-core convolutions prefer; eps is returned in the usual contiguous layout. On CPU (bundled prior,
-  256x256, fp32, 2 shared cores) it measured ~10% faster (median 2.91 s vs 3.28 s per call,
-  faster in 8 of 10 paired calls, noisy): pass channels_last=True there to take it; the fp32
+  which cuDNN's tensor-core convolutions prefer; eps is returned in the usual contiguous layout. On CPU
+  (fp32, docs/benchmarks.md, `scripts/bench.py cpu`) it wins by 8-10% with one thread but is
+  within 5% either way with two (the default), for the bundled prior and the CelebA-HQ U-Net at
+  256 and 1024: pass channels_last=True for one-thread runs; the fp32
   CPU default stays off. bf16 on CPU: ~10x faster than the default layout (above), hence on.
 - compile (default off): torch.compile of the whole call (autocast included). CUDA: mode
   "reduce-overhead" (CUDA graphs, so a small batch is not bound by kernel launches), shapes fixed
