@@ -10,6 +10,7 @@ provides
                                            network call (the last one is the anytime output) and
                                            returns the state for step j + 1
     calls_before(j)                     -> network calls made before step j
+    state_time(j)                       -> the diffusion time of the state step j starts from
 and is pure: no counters or buffers change while sampling, so one sampler may serve several runs
 at once. `solvers.run.Run` drives the protocol (one loop for `sample`, `restore` and every front
 end).
@@ -59,6 +60,9 @@ class Sampler:
         raise NotImplementedError
 
     def calls_before(self, j: int) -> int:
+        raise NotImplementedError
+
+    def state_time(self, j: int) -> int:
         raise NotImplementedError
 
     def measure(self, y: torch.Tensor, sigma_y: float) -> Any:

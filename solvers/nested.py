@@ -144,6 +144,9 @@ class Nested(Sampler):
     def calls_before(self, j: int) -> int:
         return sum(self.budgets[:j])
 
+    def state_time(self, j: int) -> int:
+        return self.outer[j]
+
     def check(self, y: torch.Tensor, sigma_y: float) -> None:
         self.solver.check(y, sigma_y)
 

@@ -67,6 +67,8 @@ class Stepwise(Protocol):
 
     def calls_before(self, j: int) -> int: ...
 
+    def state_time(self, j: int) -> int: ...
+
 
 def carry(x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """Attach to a state x the spectral vector v it was made from (x = V v), so that the next

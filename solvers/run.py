@@ -22,6 +22,8 @@ to the rounding of batched network calls).
 Steering (Nested Diffusion, sec. 5). After a step, `choose(k, image=b)` copies candidate k's
 state (the next outer state x_t) to every candidate of image b; each keeps its own generator, so
 they differ again from the next step on. After the last step, `choose` only records the pick.
+`choose_regions` does the same per pixel: one candidate inside painted regions, another (or each
+its own) elsewhere (solvers.regions: how the composite keeps the noise level of its time).
 `drop` removes candidates. Both are recorded in `events`, so a seed and the events reproduce a
 run exactly.
 """
@@ -34,6 +36,7 @@ import torch
 
 from degradations.noise import Generators
 from solvers.records import Record, Stepwise, carried, carry
+from solvers.regions import FEATHER, compose, region_weights
 
 STATE_FORMAT = "anytime-restore run"
 STATE_VERSION = 1
@@ -79,11 +82,12 @@ class Run:
         return [k for b, k in self.rows if b == image]
 
     def lead(self, image: int = 0) -> int:
-        """The candidate to show as the result: the last one chosen, if still alive, else the
-        lowest id alive."""
+        """The candidate to show as the result: the last one chosen (by a region choice: the one
+        chosen outside the regions), if still alive, else the lowest id alive."""
         for event in reversed(self.events):
-            if event["image"] == image and "choose" in event and event["choose"] in self.alive(image):
-                return event["choose"]
+            pick = event.get("choose", event.get("rest"))
+            if event["image"] == image and pick is not None and pick in self.alive(image):
+                return pick
         return self.alive(image)[0]
 
     def row(self, image: int, candidate: int) -> int:
@@ -154,6 +158,41 @@ class Run:
             x[[r for r, (b, _) in enumerate(self.rows) if b == image]] = self.x[src]
             self.x = x
         self.events.append({"after_step": self.index, "image": image, "choose": candidate})
+
+    def choose_regions(self, regions: Sequence[tuple[int, torch.Tensor]], rest: int | None = None,
+                       image: int = 0, feather: float = FEATHER) -> None:
+        """Steer by region: candidate k inside each (k, mask) of `regions` (masks (H, W), bool
+        or in [0, 1]; a later one covers an earlier one), candidate `rest` elsewhere (None: each
+        candidate keeps its own there), the edges feathered; every candidate of `image` continues
+        from its composite, with the noise kept at its time's level (solvers.regions). A region
+        covering the whole image equals `choose(k)`."""
+        if self.done or self.latest is None:
+            raise ValueError("a region choice composes the next state: make a step first, and not the last one "
+                             "(after it, choose a whole candidate)")
+        if any(e["after_step"] == self.index and e["image"] == image and ("choose" in e or "regions" in e)
+               for e in self.events):  # the states are no longer the previews' (x_k = sqrt(a) x0_k + ...)
+            raise ValueError(f"the candidates of image {image} were already steered after step {self.index}; "
+                             "make the next step before choosing by region")
+        rows = [r for r, (b, _) in enumerate(self.rows) if b == image]
+        slot = {k: i for i, k in enumerate(self.alive(image))}
+        named = [k for k, _ in regions] + ([] if rest is None else [rest])
+        for k in named:
+            self.row(image, k)  # ValueError for a candidate not in the run
+        shape = tuple(self.x.shape[-2:])
+        masks = [torch.as_tensor(m).cpu() for _, m in regions]
+        if any(tuple(m.shape) != shape for m in masks):
+            raise ValueError(f"region masks must be {shape[0]}x{shape[1]} (the image), got "
+                             f"{[tuple(m.shape) for m in masks]}")
+        weights = region_weights([(slot[k], m.to(self.x.device)) for (k, _), m in zip(regions, masks)],
+                                 None if rest is None else slot[rest], len(rows), feather)
+        a = self.solver.schedule.alpha_bar(self.solver.state_time(self.index))
+        index = torch.tensor(rows, device=self.x.device)
+        x = self.x.clone()
+        x[index] = compose(self.x[index], self.latest.x0[index], a, weights)
+        self.x = x
+        self.events.append({"after_step": self.index, "image": image, "regions": [[int(k), m] for (k, _), m in
+                                                                                 zip(regions, masks)],
+                            "rest": None if rest is None else int(rest), "feather": float(feather)})
 
     def drop(self, candidates: Sequence[int], image: int = 0) -> None:
         """Remove candidates of `image` from the batch (at least one must stay)."""

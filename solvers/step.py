@@ -156,6 +156,9 @@ class StepSolver(Sampler):
     def calls_before(self, j: int) -> int:
         return j
 
+    def state_time(self, j: int) -> int:
+        return self.times[j]
+
     def begin(self, meas: SpectralMeasurement, generator: Generators) -> torch.Tensor:
         return self.initial_state(meas, self.times[0], generator)
 
