@@ -17,10 +17,10 @@ The package is layered; each layer imports only the ones below it:
 The names below are imported on first use (PEP 562), so `import restore` stays light.
 """
 
-__all__ = ["Restoration", "RestoreResult", "Settings", "UsageError", "load_prior", "prepare_job", "restore_image",
+__all__ = ["RegionChoice", "Restoration", "RestoreResult", "Settings", "UsageError", "load_prior", "prepare_job", "restore_image",
            "save_result"]
 
-_LAZY = {"restore_image": "restore.api", "RestoreResult": "restore.restoration.result",
+_LAZY = {"restore_image": "restore.api", "RegionChoice": "restore.restoration.regions", "RestoreResult": "restore.restoration.result",
          "Restoration": "restore.restoration.session", "prepare_job": "restore.restoration.job",
          "Settings": "restore.settings.schema", "load_prior": "restore.models.prior",
          "save_result": "restore.outputs.files", "UsageError": "restore.errors"}

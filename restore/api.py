@@ -48,6 +48,7 @@ from restore.outputs.files import check_output_dir
 from restore.outputs.live import LiveFolder, run_steps
 from restore.outputs.resume import load_state, resume_inputs
 from restore.restoration.job import ImageLike, prepare_job
+from restore.restoration.regions import RegionChoice
 from restore.restoration.result import RestoreResult, Step
 from restore.restoration.session import Cancelled, Restoration
 from restore.settings.compose import compose
@@ -107,7 +108,8 @@ def restore_image(
     restore.io.images.MAX_PIXELS), refused from its header before any decoding.
     choose(step, restoration): called after each step while several candidates are left (after
     the last step too, to pick the result); it may return a candidate number to continue from
-    (None or 0: all continue), or steer through restoration.choose / drop / stop.
+    (None or 0: all continue) or a RegionChoice (restore.restoration.regions: candidates by
+    region), or steer through restoration.choose / choose_regions / drop / stop.
     callback(step): called after each anytime step; returning True stops the run there.
     stop: an Event; once set, the run stops within one network call and keeps its latest result.
     progress: a tqdm bar (network calls, latest PSNR) on stderr. quiet: no notes on stderr (they
@@ -160,7 +162,9 @@ def restore_image(
                     session.stop()
                 elif choose is not None and len(session.alive) > 1:
                     pick = choose(step, session)
-                    if pick:
+                    if isinstance(pick, RegionChoice):
+                        session.choose_regions(pick)
+                    elif pick:
                         session.choose(pick)
         finally:
             steps.close()

@@ -47,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--choose", metavar="ask|none|LIST",
                         help="with --candidates K > 1: 'ask' after each step (default on a terminal), 'none' "
                              "(all continue independently), or one scripted choice per step, e.g. 2,1 "
-                             "(0 or empty: keep all at that step)")
+                             "(0 or empty: keep all at that step); by region: 2@eyes.png+1 is candidate 2 in "
+                             "the white pixels of eyes.png and 1 elsewhere, 2@a.png+3@b.png+1 several regions")
     parser.add_argument("--time-budget", type=float, metavar="SECONDS",
                         help="anytime stop: keep the latest result once this much restoration time has passed")
     parser.add_argument("--out", help="output folder (default outputs/<input stem>_<task>/)")

@@ -10,24 +10,56 @@ import threading
 from pathlib import Path
 
 from restore.errors import UsageError
+from restore.restoration.regions import RegionChoice
+
+
+FORMS = "ask, none, candidate numbers such as 2,1, or region choices such as 2@eyes.png+1"
 
 
 def parse_choices(text: str | None, candidates: int, steps: int, interactive: bool):
-    """'ask' | None (never ask) | a list with one entry per step (0: keep all)."""
+    """'ask' | None (never ask) | a list with one entry per step: a candidate number (0: keep
+    all) or a RegionChoice (`parse_entry`)."""
     if text is None:
         text = "ask" if candidates > 1 and interactive else "none"
     if text in ("ask", "none"):
         return text if candidates > 1 else "none"
-    entries = [e.strip() for e in text.split(",")]
-    if not all(e.isdigit() or e == "" for e in entries):
-        raise UsageError(f"--choose takes ask, none or candidate numbers such as 2,1; got {text!r}")
-    picks = [int(e) if e else 0 for e in entries]
+    picks = [parse_entry(e, candidates) for e in text.split(",")]
     if len(picks) > steps:
         raise UsageError(f"--choose has {len(picks)} entries but the run has {steps} steps; give at most one per step")
-    bad = [p for p in picks if p > candidates]
-    if bad:
-        raise UsageError(f"--choose names candidate {bad[0]}, but there are {candidates} (numbered 1 to {candidates})")
+    if len(picks) == steps and isinstance(picks[-1], RegionChoice):
+        raise UsageError(f"--choose entry {steps} is a region choice, but after the last step nothing is left to "
+                         "steer; pick a whole candidate there")
     return picks
+
+
+def parse_entry(entry: str, candidates: int) -> int | RegionChoice:
+    """One step's choice: '' or 0 (keep all), a candidate number, or regions: '2@eyes.png+1' is
+    candidate 2 in the white pixels of eyes.png and candidate 1 elsewhere; '2@a.png+3@b.png+1'
+    several regions (b over a); without the last '+N' each candidate keeps its own outside."""
+    entry = entry.strip()
+    if entry == "" or entry.isdigit():
+        return _number(entry or "0", candidates, allow_zero=True)
+    parts = entry.split("+")
+    rest = None if "@" in parts[-1] else _number(parts.pop(), candidates)
+    regions = []
+    for part in parts:
+        number, at, mask = part.partition("@")
+        if not at or not mask:
+            raise UsageError(f"--choose takes {FORMS}; got {entry!r}")
+        if not Path(mask).is_file():
+            raise UsageError(f"--choose: region mask {mask} not found")
+        regions.append((_number(number, candidates), mask))
+    return RegionChoice(tuple(regions), rest)
+
+
+def _number(text: str, candidates: int, allow_zero: bool = False) -> int:
+    text = text.strip()
+    if not text.isdigit():
+        raise UsageError(f"--choose takes {FORMS}; got {text!r}")
+    n = int(text)
+    if n > candidates or (n == 0 and not allow_zero):
+        raise UsageError(f"--choose names candidate {n}, but there are {candidates} (numbered 1 to {candidates})")
+    return n
 
 
 class Signals:
@@ -54,7 +86,8 @@ class Signals:
 
 def ask(signals: Signals, out: Path):
     """The terminal prompt after each step: Enter keeps all, a number continues from it,
-    'd 2,4' drops candidates (then asks again), 's' stops and keeps the latest results."""
+    '2@eyes.png+1' chooses by region (as --choose), 'd 2,4' drops candidates (then asks again),
+    's' stops and keeps the latest results."""
     state = {"eof": False}
 
     def choose(step, run):
@@ -65,7 +98,7 @@ def ask(signals: Signals, out: Path):
         while True:
             print(f"step {step.index} (nfe {step.nfe}): candidates {', '.join(map(str, run.alive))} in "
                   f"{out / f'candidates_step{step.index}.png'}\n  Enter: {'keep candidate ' + str(step.lead) if last else 'keep all'}"
-                  f", a number: {what}, d 2,4: drop, s: stop > ", end="", file=sys.stderr, flush=True)
+                  f", a number: {what}{'' if last else ', 2@mask.png+1: by region'}, d 2,4: drop, s: stop > ", end="", file=sys.stderr, flush=True)
             signals.prompting = True
             try:
                 line = sys.stdin.readline()
@@ -84,6 +117,9 @@ def ask(signals: Signals, out: Path):
                 if line == "s":
                     run.stop()
                     return None
+                if "@" in line and not last:  # a region choice: applied here, so that a bad mask asks again
+                    run.choose_regions(parse_entry(line, run.settings.candidates))
+                    return None
                 if line.startswith("d"):  # then ask again: the same step may still choose
                     run.drop([int(p) for p in line[1:].replace(",", " ").split()])
                     if len(run.alive) == 1:
@@ -91,14 +127,14 @@ def ask(signals: Signals, out: Path):
                     continue
                 return int(line)
             except (ValueError, UsageError) as error:
-                print(f"  {error if isinstance(error, UsageError) else 'type Enter, a number, d 2,4 or s'}",
+                print(f"  {error if isinstance(error, UsageError) else 'type Enter, a number, 2@mask.png+1, d 2,4 or s'}",
                       file=sys.stderr)
 
     return choose
 
 
 def scripted(choices: list[int]):
-    """--choose 2,1: one candidate per step (0: keep all)."""
+    """--choose 2,1 or 2@eyes.png+1,0: one entry per step (0: keep all)."""
     def choose(step, run):
         return choices[step.index - 1] if step.index <= len(choices) else None
 

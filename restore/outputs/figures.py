@@ -133,3 +133,32 @@ def metrics_figure(result: RestoreResult, path: Path) -> None:
 
 def _nan(v):
     return math.nan if v is None else v
+
+
+def spread_map(spread: torch.Tensor, top: float | None = None):
+    """The candidates' spread (H, W) on [0, 1] (restore.quality.spread) as a heat map with its
+    scale beside it: black (0) through red to yellow (`top`, default the map's 99.5th percentile,
+    at least 0.01); the map keeps the image's pixels, the bar is labelled in pixel units."""
+    from matplotlib import colormaps
+    from PIL import Image, ImageDraw
+
+    values = spread.float()
+    if top is None:
+        top = max(0.01, float(torch.quantile(values.flatten()[:: max(1, values.numel() // 65536)], 0.995)))
+    cmap = colormaps["inferno"]
+    rgb = (cmap((values / top).clamp(0, 1).numpy())[..., :3] * 255).round().astype(np.uint8)
+    heat = Image.fromarray(rgb)
+    h = heat.height
+    px = max(10, min(14, h // 12))
+    font, bar_w, pad = _font(px), max(8, h // 24), 4
+    label_w = int(ImageDraw.Draw(heat).textlength(f"{top:.3f}", font=font)) + 2
+    sheet = Image.new("RGB", (heat.width + 2 * pad + bar_w + label_w + pad, max(h, 3 * px)), "white")
+    sheet.paste(heat, (0, 0))
+    ramp = (cmap(np.linspace(1, 0, h))[:, :3] * 255).round().astype(np.uint8)
+    bar = Image.fromarray(np.repeat(ramp[:, None], bar_w, axis=1))
+    x = heat.width + pad
+    sheet.paste(bar, (x, 0))
+    draw = ImageDraw.Draw(sheet)
+    draw.text((x + bar_w + 2, 0), f"{top:.3f}", fill="black", font=font)
+    draw.text((x + bar_w + 2, h - px - 2), "0", fill="black", font=font)
+    return sheet

@@ -19,14 +19,15 @@ from restore.errors import UsageError
 from restore.io.atomic import atomic_write, write_json
 from restore.io.images import save_image
 from restore.io.locks import LOCK_FILE, FolderLock
-from restore.outputs.figures import contact_sheet, metrics_figure, progress_strip
+from restore.outputs.figures import contact_sheet, metrics_figure, progress_strip, spread_map
 from restore.restoration.result import RestoreResult, Step
+from restore.restoration.regions import region_file
 
 #: files a restoration writes (besides the numbered ones below); --overwrite replaces only folders
 #: holding nothing else
 OUTPUT_FILES = ("observation.png", "final.png", "latest.png", "progress.png", "metrics.png", "metrics.json",
                 "state.pt")
-_NUMBERED = re.compile(r"(step_\d+_nfe\d+|final_\d+|candidates_step\d+)\.png")
+_NUMBERED = re.compile(r"(step_\d+_nfe\d+|final_\d+|candidates_step\d+|spread_step\d+|region_step\d+_\d+)\.png")
 
 
 def is_output_file(name: str) -> bool:
@@ -149,11 +150,14 @@ def write_metrics(metrics: dict, folder: Path) -> None:
 
 def write_step(result: RestoreResult, step: Step, folder: Path) -> None:
     """A step's files: step_<k>_nfe<n>.png (the lead candidate) and, with several candidates,
-    candidates_step<k>.png (every candidate, numbered, with its scores)."""
+    candidates_step<k>.png (every candidate, numbered, with its scores) and spread_step<k>.png
+    (where they disagree: a heat map with its scale)."""
     _save(step.image, folder / step_file(result, step))
     if result.settings.candidates > 1:
         atomic_write(folder / f"candidates_step{step.index}.png",
                lambda tmp: contact_sheet(step).save(tmp, format="PNG"))
+    if step.spread is not None:
+        atomic_write(folder / f"spread_step{step.index}.png", lambda tmp: spread_map(step.spread).save(tmp, format="PNG"))
 
 
 def write_final(result: RestoreResult, folder: Path) -> None:
@@ -167,3 +171,16 @@ def write_final(result: RestoreResult, folder: Path) -> None:
     if result.reference is not None:
         atomic_write(folder / "metrics.png", lambda tmp: metrics_figure(result, tmp))
     write_metrics(result.metrics, folder)
+
+
+def write_region_masks(events: list[dict], shown: tuple[int, int], folder: Path) -> None:
+    """The masks of a run's region choices, as metrics.json names them (white = the region, at
+    the result's size); those already written stay."""
+    from PIL import Image
+
+    for event in events:
+        for j, (_, mask) in enumerate(event.get("regions", ()), 1):
+            path = folder / region_file(event["after_step"], j)
+            if not path.exists():
+                a = (mask[: shown[0], : shown[1]].numpy().astype("uint8") * 255)
+                atomic_write(path, lambda tmp, a=a: Image.fromarray(a).save(tmp, format="PNG"))

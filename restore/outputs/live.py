@@ -1,7 +1,8 @@
 """The output folder of a restoration that fills as the run goes, and resuming from it.
 
-After each anytime step: step_<k>_nfe<n>.png, latest.png, candidates_step<k>.png (several
-candidates), metrics.json with "status": "running", and state.pt (what a resume needs). At the
+After each anytime step: step_<k>_nfe<n>.png, latest.png, candidates_step<k>.png and
+spread_step<k>.png (several candidates), region_step<k>_<j>.png (the masks of a region choice
+after step k), metrics.json with "status": "running", and state.pt (what a resume needs). At the
 end: final.png, final_<i>.png (several candidates), progress.png, metrics.png (with a reference)
 and metrics.json with the status "complete", "interrupted" or "time budget"; state.pt is removed
 once the run is complete. Every file is written atomically, so a file that exists is whole.
@@ -25,7 +26,8 @@ from restore.errors import WriteError, one_line
 from restore.io.atomic import atomic_write
 from restore.io.images import load_image
 from restore.io.locks import FolderLock
-from restore.outputs.files import FolderClaim, step_file, write_final, write_metrics, write_observation, write_step
+from restore.outputs.files import (FolderClaim, step_file, write_final, write_metrics, write_observation,
+                                   write_region_masks, write_step)
 from restore.outputs.resume import STATE_FILE
 from restore.restoration.result import RestoreResult, Step
 from restore.restoration.session import Cancelled, Restoration
@@ -97,6 +99,7 @@ class LiveFolder:
         result = session.result()
         step = result.steps[-1]
         write_step(result, step, self.out)
+        write_region_masks(session.run.events, session.job.frame.shown, self.out)
         atomic_write(self.out / "latest.png", lambda tmp: shutil.copyfile(self.out / step_file(result, step), tmp))
         self._save_state(session)
         write_metrics({**result.metrics, "status": "running"}, self.out)  # until finish() writes the end

@@ -45,7 +45,10 @@ class Step:
     index: 1-based; nfe: network calls made so far (per candidate); t: the diffusion time it was
     made at; seconds: restoration time so far (scoring excluded); candidates: every candidate's
     preview; lead: the number of the candidate shown as the result (the one chosen after this
-    step, else the last chosen, else the lowest number). image, psnr, ssim, lpips: the lead's."""
+    step, else the last chosen, else the lowest number). image, psnr, ssim, lpips: the lead's.
+    spread: with several candidates, where they disagree (H, W) on the CPU (restore.quality.spread;
+    None before a resume); spread_summary: its mean over the image, inside and outside the
+    unmeasured region."""
 
     index: int
     nfe: int
@@ -53,6 +56,8 @@ class Step:
     seconds: float
     candidates: list[Candidate]
     lead: int = 1
+    spread: torch.Tensor | None = None
+    spread_summary: dict[str, float | None] | None = None
 
     def candidate(self, number: int) -> Candidate:
         for c in self.candidates:
@@ -79,13 +84,14 @@ class Step:
     def as_dict(self) -> dict[str, Any]:
         return {"step": self.index, "nfe": self.nfe, "t": self.t, **self.candidate(self.lead).scores(),
                 "seconds": round(self.seconds, 4), "lead": self.lead,
-                "candidates": [{"candidate": c.number, **c.scores()} for c in self.candidates]}
+                "candidates": [{"candidate": c.number, **c.scores()} for c in self.candidates],
+                **({} if self.spread_summary is None else {"spread": self.spread_summary})}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Step":
         """A step saved by as_dict (images are not saved: None)."""
         cands = [Candidate(c["candidate"], None, c["psnr"], c["ssim"], c["lpips"]) for c in d["candidates"]]
-        return cls(d["step"], d["nfe"], d["t"], d["seconds"], cands, d["lead"])
+        return cls(d["step"], d["nfe"], d["t"], d["seconds"], cands, d["lead"], spread_summary=d.get("spread"))
 
 
 @dataclass

@@ -20,18 +20,22 @@ from __future__ import annotations
 import math
 import threading
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
 from restore.errors import UsageError, one_line
 from restore.quality import metrics as quality
 from restore.quality.baselines import baselines as compute_baselines
+from restore.quality.spread import spread, unmeasured_region
+from restore.quality.spread import summary as spread_summary
 from restore.restoration.job import Job
+from restore.restoration.regions import RegionChoice, in_frame, read_mask, region_file
 from restore.restoration.result import Candidate, RestoreResult, Step, num
 from restore.restoration.seeds import candidate_seed
 from restore.settings.build import build_solver
 from solvers import Record, Run, make_generators
+from solvers.regions import FEATHER
 
 
 class Cancelled(Exception):
@@ -79,6 +83,7 @@ class Restoration:
         self._step_start: float | None = None
         self._tracked = 0.0
         self._scores: list[dict[str, float | None]] = []
+        self.unmeasured = unmeasured_region(job.operator, job.frame.shown)
         self.baselines = {k: job.frame.view(v).cpu() for k, v in compute_baselines(job.operator, job.y).items()}
         self.baseline_scores = {k: self._score(v.to(job.device), ssim=True)[0] for k, v in self.baselines.items()}
         if job.reference is not None and state is None:
@@ -122,6 +127,9 @@ class Restoration:
         x0 = self.job.frame.view(records[-1].x0).clamp(-1.0, 1.0).cpu()
         cands = [Candidate(k + 1, x0[r : r + 1], **self._scores[r]) for r, (_, k) in enumerate(self.run.rows)]
         step = Step(len(self.steps) + 1, records[-1].nfe, records[-1].t, self.seconds, cands, self.run.lead() + 1)
+        if x0.shape[0] > 1:  # where the candidates disagree
+            step.spread = spread(x0)
+            step.spread_summary = spread_summary(step.spread, self.unmeasured)
         self.steps.append(step)
         if self.run.done:
             self.status = "complete"
@@ -137,6 +145,28 @@ class Restoration:
         self.run.choose(self._check(number) - 1)
         if self.steps:
             self.steps[-1].lead = number
+
+    def choose_regions(self, regions: RegionChoice | Mapping[int, Any] | Sequence[tuple[int, Any]],
+                       rest: int | None = None, feather: float = FEATHER) -> None:
+        """Steer by region (restore.restoration.regions.RegionChoice): candidate n inside each
+        region, `rest` elsewhere (None: each keeps its own), masks at the result's size; every
+        candidate continues from its composite (solvers.regions). Not after the last step."""
+        choice = RegionChoice.of(regions, rest, feather)
+        if self.done:
+            raise UsageError("the run is complete: a region choice steers the next step; pick a whole candidate")
+        if not choice.regions:
+            raise UsageError("a region choice needs at least one region")
+        if not (math.isfinite(choice.feather) and 0 <= choice.feather <= 64):
+            raise UsageError(f"feather must be a number of pixels in [0, 64], got {choice.feather}")
+        pairs = [(self._check(n) - 1, in_frame(read_mask(m, self.job.frame.shown), self.job.frame))
+                 for n, m in choice.regions]
+        rest = None if choice.rest is None else self._check(choice.rest) - 1
+        try:
+            self.run.choose_regions(pairs, rest, feather=choice.feather)
+        except ValueError as error:  # steered twice after one step
+            raise UsageError(one_line(error)) from None
+        if self.steps:
+            self.steps[-1].lead = self.run.lead() + 1
 
     def drop(self, numbers: Sequence[int]) -> None:
         """Candidates `numbers` leave the run (at least one must stay)."""
@@ -218,9 +248,7 @@ class Restoration:
         the final scores, the baselines and every network call's scores."""
         job, s, last = self.job, self.settings, self.steps[-1]
         lead = self.run.lead() + 1
-        choices = [{"after_step": e["after_step"], **({"choose": e["choose"] + 1} if "choose" in e
-                                                       else {"drop": [k + 1 for k in e["drop"]]})}
-                   for e in self.run.events]
+        choices = [choice_record(e) for e in self.run.events]
         return {
             "status": self.status,
             "task": s.task, "model": s.model, "solver": s.solver, "sigma_y": s.sigma_y, "seed": s.seed,
@@ -246,3 +274,19 @@ class Restoration:
                 "reference": self.job.reference_name, "steps": [s.as_dict() for s in self.steps],
                 "per_call": self.per_call, "seconds": self.seconds, "wall_seconds": self.wall_seconds(),
                 "notes": self.notes}
+
+
+def choice_record(event: dict) -> dict[str, Any]:
+    """A run's choice event as metrics.json records it: candidates numbered from 1, region masks
+    by file name (written beside it by restore.outputs.live)."""
+    out: dict[str, Any] = {"after_step": event["after_step"]}
+    if "choose" in event:
+        out["choose"] = event["choose"] + 1
+    elif "drop" in event:
+        out["drop"] = [k + 1 for k in event["drop"]]
+    else:
+        out["regions"] = [{"candidate": k + 1, "mask": region_file(event["after_step"], j)}
+                          for j, (k, _) in enumerate(event["regions"], 1)]
+        out["rest"] = None if event["rest"] is None else event["rest"] + 1
+        out["feather"] = event["feather"]
+    return out
