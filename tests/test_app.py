@@ -280,7 +280,8 @@ def test_a_click_reaches_only_its_own_run(tmp_path):
     for other in ("b", None, ""):
         page.stop(_Request(other))
         page.keep_all(_Request(other))
-        assert page.select(SimpleNamespace(index=0), _Request(other))[0] == {"__type__": "update"}
+        assert page.select(None, SimpleNamespace(index=0), _Request(other))[0] == {"__type__": "update"}
+        assert page.canvas(_Request(other)) == {"__type__": "update", "visible": False}
     assert not mine.session.stopped and mine.decisions.empty()
     page.keep_all(_Request("a"))
     assert mine.decisions.get_nowait() is None

@@ -204,3 +204,65 @@ def test_everything_written_lives_in_the_temporary_folder(server):
     assert (root / "uploads").is_dir()  # Gradio's uploads and served files
     # nothing of the page's in the repository
     assert not (REPO / ".gradio").exists() and not (REPO / "flagged").exists()
+
+
+def test_steer_by_region(page, server, tiny_model_dir):
+    """K = 2: paint the left half of the latest result, click candidate 2 (kept there), click
+    candidate 1 (everywhere else). metrics.json records the region choice with its mask, and the
+    final images are those of the same region choice made through the API (same settings, seed
+    and mask), which lie closer to candidate 2's whole-choice lineage inside the region and to
+    candidate 1's outside it."""
+    import torch
+    from playwright.sync_api import expect
+
+    from restore import RegionChoice, restore_image
+    from restore.models.prior import load_prior
+    from restore.settings.schema import Settings
+
+    setup_run(page, candidates=2)
+    expect(page.locator("#status")).to_contain_text("Click a candidate")
+    canvas = page.locator("#regions canvas").last
+    expect(canvas).to_be_visible()
+    box = canvas.bounding_box()
+    # the result is shown centred in the canvas, about 0.7 of its height: strokes near its left edge
+    cx, cy, h = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, box["height"]
+    page.mouse.move(cx - 0.3 * h, cy - 0.3 * h)
+    page.mouse.down()
+    for i in range(1, 13):  # a zigzag down the left part
+        page.mouse.move(cx - (0.3 - 0.1 * (i % 2)) * h, cy + (-0.3 + 0.05 * i) * h, steps=6)
+    page.mouse.up()
+    thumbs = page.locator("#gallery button.thumbnail-item")
+    thumbs.nth(1).click()
+    expect(page.locator("#status")).to_contain_text("Regions so far: candidate 2")
+    thumbs.nth(0).click()
+    expect(page.locator("#status")).to_contain_text("Step 2 of 3")
+    page.locator("#keep").click()
+    expect(page.locator("#status")).to_contain_text("Complete")
+    metrics = json.loads(download(page, "metrics.json").read_text())
+    choice = metrics["choices"][0]
+    assert choice["after_step"] == 1 and choice["rest"] == 1
+    assert choice["regions"] == [{"candidate": 2, "mask": "region_step1_1.png"}]
+    assert metrics["steps"][0]["spread"]["mean"] > 0 and metrics["chosen"] == 1
+    expect(page.locator("#spread img")).to_be_visible()
+
+    _, root = server
+    (out,) = [p.parent for p in root.glob("runs/*/out/metrics.json")
+              if json.loads(p.read_text())["choices"][:1] == [choice]]
+    mask = np.asarray(Image.open(out / "region_step1_1.png")) > 127
+    assert 0 < mask.mean() < 0.8 and mask[:, : mask.shape[1] // 2].sum() > mask[:, mask.shape[1] // 2 :].sum()
+    settings = Settings(**metrics["settings"])
+    prior = SlowPrior(load_prior(str(tiny_model_dir)), 0.0)  # as the page's model: restored at 32x32
+    source = out.parent / "input.png"
+
+    def final(choose):
+        r = restore_image(str(source), settings=settings, model=prior, quiet=True, choose=choose)
+        return r.finals[1][0].numpy()  # (C, H, W) on [-1, 1]
+
+    ours = final(lambda step, s: RegionChoice([(2, out / "region_step1_1.png")], rest=1) if step.index == 1 else None)
+    page_final = np.asarray(Image.open(out / "final.png").convert("RGB")).astype(float).transpose(2, 0, 1)
+    assert np.abs((ours + 1) * 127.5 - page_final).max() <= 1.5  # the page's run, reproduced (8-bit rounding)
+    two = final(lambda step, s: 2 if step.index == 1 else None)
+    one = final(lambda step, s: 1 if step.index == 1 else None)
+    inside, outside = torch.from_numpy(mask), torch.from_numpy(~mask)
+    d = lambda a, b, where: float(np.abs(a - b)[:, where.numpy()].mean())  # noqa: E731
+    assert d(ours, two, inside) < d(ours, one, inside) and d(ours, one, outside) < d(ours, two, outside)

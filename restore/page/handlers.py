@@ -6,7 +6,9 @@ the run in progress.
 
 One restoration runs at a time (the model needs the machine); other jobs wait in Gradio's queue,
 which shows their place. With several candidates the run waits after each step for a click on a
-candidate (every candidate continues from it) or "Keep all"; after DECISION_TIMEOUT seconds
+candidate (every candidate continues from it) or "Keep all", or for regions painted on the
+latest result, each followed by a click on the candidate to keep there (a choice by region:
+restore.restoration.regions); after DECISION_TIMEOUT seconds
 without either it stops and keeps its latest result. After the last step a click on a candidate
 makes it the final image. Everything a run writes (uploads, the output folder with final.png and
 metrics.json, plots) lives under one temporary folder, removed when the page stops.
@@ -56,7 +58,9 @@ from restore.page.limits import (
     too_large,
 )
 from restore.page.models import ModelMenu
+from restore.page.regions import painted, region_canvas, spread_update
 from restore.restoration.job import prepare_job
+from restore.restoration.regions import RegionChoice
 from restore.restoration.session import Cancelled, Restoration
 from restore.settings.compose import compose
 from restore.settings.model_spec import BUNDLED
@@ -75,6 +79,7 @@ class Active:
     shown: list[int] = field(default_factory=list)  # candidate numbers, in the gallery's order
     decisions: "queue.Queue[Any]" = field(default_factory=queue.Queue)
     waiting: bool = False
+    regions: list[tuple[int, np.ndarray]] = field(default_factory=list)  # painted, awaiting "elsewhere"
 
 
 class Page:
@@ -153,7 +158,8 @@ class Page:
             self.active[key] = active
         notes = "".join(f"\n\n_note: {self._public(n)}_" for n in job.notes)
         yield self._update(status=f"Running: {session.nfe_total} network calls planned.{notes}", files=None,
-                           gallery=self._gallery_update([], active), latest=None, plot=None)
+                           gallery=self._gallery_update([], active), latest=None, plot=None,
+                           spread=gr.update(value=None, visible=False))
         try:
             for step in run_steps(session, active.folder):
                 result = session.result()
@@ -163,10 +169,12 @@ class Page:
                 gallery = self._gallery_update(step.candidates if several else [], active)
                 status = self._status(session, step)
                 if several and not session.done:
-                    status += "\n\n**Click a candidate to continue every candidate from it, or Keep all.**"
+                    status += ("\n\n**Click a candidate to continue every candidate from it, or Keep all.** "
+                               "Or paint a region on the canvas and click the candidate to keep there (as many "
+                               "regions as you like), then click the one for everywhere else.")
                 waiting = several and not session.done
                 yield self._update(status=status, latest=_array(step.image), gallery=gallery, plot=plot,
-                                   keep=gr.update(visible=waiting))
+                                   keep=gr.update(visible=waiting), spread=spread_update(step))
                 if waiting:
                     self._decide(active)
                     yield self._update(keep=gr.update(visible=False))
@@ -182,7 +190,7 @@ class Page:
         yield self._update(status=self._status(session, result.steps[-1], final=True),
                            latest=_array(result.final), files=self._files(active), plot=self._plot(result, folder),
                            gallery=self._gallery_update(result.steps[-1].candidates if len(result.finals) > 1 else [],
-                                                        active, final=True))
+                                                        active, final=True), spread=spread_update(result.steps[-1]))
 
     def _check_fields(self, solver, numbers: dict[str, Any]) -> None:
         check_fields(solver, numbers, self.max_calls, self.max_candidates)
@@ -218,6 +226,8 @@ class Page:
             active.waiting = False
         if decision == "stop":
             active.session.stop()
+        elif isinstance(decision, RegionChoice):
+            active.session.choose_regions(decision)
         elif isinstance(decision, int):
             active.session.choose(decision)
 
@@ -234,27 +244,54 @@ class Page:
                 active.decisions.put("stop")
 
     def keep_all(self, request: gr.Request) -> None:
+        """Keep all: every candidate continues on its own (with regions painted: those regions
+        from their candidates, each its own elsewhere)."""
         active = self._own(request)
         if active is not None and active.waiting:
-            active.decisions.put(None)
+            regions, active.regions = active.regions, []
+            active.decisions.put(RegionChoice(tuple(regions)) if regions else None)
 
-    def select(self, evt: gr.SelectData, request: gr.Request):
-        """A click on a candidate: continue from it (while waiting), or pick it as the final image
-        (after the last step). Returns updates for the latest image, the files and the status."""
+    def canvas(self, request: gr.Request):
+        """The region canvas after a step: the latest result to paint on while the run steers
+        several candidates, hidden otherwise."""
+        active = self._own(request)
+        session = None if active is None else active.session
+        if session is None or not session.steps or session.done or len(session.alive) < 2 \
+                or session.status != "running":
+            return gr.update(visible=False)
+        return region_canvas(session.steps[-1].image)
+
+    def select(self, editor, evt: gr.SelectData, request: gr.Request):
+        """A click on a candidate while the run waits: with a region painted on the canvas, that
+        candidate is kept there (the canvas is cleared for the next region); without one, every
+        candidate continues from it, or, after regions, it fills everywhere else. After the last
+        step: the final image. Returns updates for the latest image, the files, the status and
+        the canvas."""
         active = self._own(request)
         index = getattr(evt, "index", None)
+        unchanged = (gr.update(),) * 4
         if active is None or not isinstance(index, int) or not 0 <= index < len(active.shown):
-            return gr.update(), gr.update(), gr.update()
+            return unchanged
         number = active.shown[index]
         if active.waiting:
-            active.decisions.put(number)
-            return gr.update(), gr.update(), gr.update()
+            shown = tuple(active.session.steps[-1].image.shape[-2:]) if active.session.steps else None
+            strokes = painted(editor, shown)
+            if strokes is not None:
+                active.regions.append((number, strokes))
+                said = ", ".join(f"candidate {n}" for n, _ in active.regions)
+                return (gr.update(), gr.update(), f"Regions so far: {said}. Paint another, click the candidate for "
+                        "everywhere else, or Keep all (each candidate keeps its own elsewhere).",
+                        region_canvas(active.session.steps[-1].image))
+            regions, active.regions = active.regions, []
+            active.decisions.put(RegionChoice(tuple(regions), rest=number) if regions else number)
+            return unchanged
         session = active.session
         if session.status != "complete" or number not in session.alive:
-            return gr.update(), gr.update(), gr.update()
+            return unchanged
         session.choose(number)
         result = active.folder.finish(session)
-        return _array(result.final), self._files(active), self._status(session, result.steps[-1], final=True)
+        return (_array(result.final), self._files(active), self._status(session, result.steps[-1], final=True),
+                gr.update())
 
     def load_input(self, path):
         """An upload (or the example): read and checked here (within max_pixels, from the file's
@@ -350,7 +387,7 @@ class Page:
         return line + (f"\n\n{scores}" if scores else "")
 
     def _update(self, **values) -> tuple:
-        order = ("status", "latest", "gallery", "plot", "files", "keep")
+        order = ("status", "latest", "gallery", "plot", "files", "keep", "spread")
         return tuple(values[k] if k in values else gr.update() for k in order)
 
     def _message(self, text: str) -> tuple:
@@ -363,3 +400,4 @@ def _array(image) -> np.ndarray | None:
         return None
     a = to_uint8(image[0]).permute(1, 2, 0).cpu().numpy()
     return np.repeat(a, 3, axis=2) if a.shape[2] == 1 else a
+

@@ -114,6 +114,13 @@ def build(page: Page) -> gr.Blocks:
                 latest = gr.Image(label="Latest result", interactive=False, elem_id="latest", height=320)
                 gallery = gr.Gallery(label="Candidates", visible=False, columns=4, height=220, allow_preview=False,
                                      elem_id="gallery", interactive=False)
+                regions = bounded(gr.ImageEditor(
+                    label="Steer by region: paint on the latest result, then click the candidate to keep there",
+                    type="pil", image_mode="RGBA", sources=[], elem_id="regions", visible=False,
+                    brush=gr.Brush(colors=["#00ff88"], color_mode="fixed", default_size=8),
+                    transforms=[], layers=False, height=300), page.max_pixels)
+                spread = gr.Image(label="Where the candidates disagree (per-pixel spread, with its scale)",
+                                  visible=False, interactive=False, elem_id="spread", height=220)
                 keep = gr.Button("Keep all", elem_id="keep", visible=False)
                 plot = gr.Image(label="PSNR and LPIPS against network calls", interactive=False, elem_id="plot")
                 files = gr.File(label="Download: final image and metrics.json", file_count="multiple",
@@ -123,11 +130,15 @@ def build(page: Page) -> gr.Blocks:
         upload.upload(page.load_input, upload, [editor, status], concurrency_limit=1, concurrency_id="decode")
         mode.change(lambda m: gr.update(visible=m == "observed"), mode, reference, queue=False)
         inputs = [editor, reference, task, sigma_y, model, solver, outer, inner, steps, candidates, seed, mode]
-        start.click(page.run, inputs, [status, latest, gallery, plot, files, keep], concurrency_limit=1,
+        start.click(page.run, inputs, [status, latest, gallery, plot, files, keep, spread], concurrency_limit=1,
                     concurrency_id="restore", show_progress="minimal")
         stop.click(page.stop, None, None, queue=False)
         keep.click(page.keep_all, None, None, queue=False)
-        gallery.select(page.select, None, [latest, files, status], queue=False)
+        gallery.select(page.select, regions, [latest, files, status, regions], queue=False, show_progress="hidden")
+        # the region canvas follows each step by a quick event of its own (on the spread map, which
+        # only the Start handler changes): as an output of the running Start handler it would be
+        # pending, and a pending editor takes no brush strokes
+        spread.change(page.canvas, None, regions, queue=False, show_progress="hidden")
     demo.queue(default_concurrency_limit=1)
     return demo
 
