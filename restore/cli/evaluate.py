@@ -31,7 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "calls unless --steps is given")
     parser.add_argument("--choose", default="none", choices=CHOICES,
                         help="with --candidates K: 'oracle-lpips' also runs K candidates steered by an oracle that "
-                             "keeps the best LPIPS after each step (an upper bound for a person's choice)")
+                             "keeps the best LPIPS after each step (an upper bound for a person's choice); "
+                             "'oracle-regions' that one and one steered by region (the best LPIPS in each cell of "
+                             "a 4 x 4 grid)")
     parser.add_argument("--batch-size", type=int, default=4, help="images restored together (default 4)")
     parser.add_argument("--save-images", action="store_true", help="also write the final restorations to OUT/images/")
     parser.add_argument("--overwrite", action="store_true", help="discard an existing evaluation in OUT with other arguments")

@@ -13,7 +13,7 @@ import torch
 from restore.evaluation.folder import IMAGES_DIR, Writer
 from restore.evaluation.images import load_batch, png_name
 from restore.evaluation.report import Progress
-from restore.evaluation.solve import baseline_rows, solve_batch, sync
+from restore.evaluation.solve import baseline_rows, oracle_of, solve_batch, steered_kinds, sync
 from restore.io.images import save_image
 from restore.models.network import plan_network
 from restore.quality.baselines import baseline_names
@@ -56,9 +56,11 @@ def evaluate_batch(settings: Settings, cfg, size: FrameTools, batch, data: Path,
     seeds = [image_seeds(settings.seed, rel) for rel in rels]
     y = size.operator.observe(pad_to(x, size.frame), settings.sigma_y, make_generators([s[0] for s in seeds]))
     for name in cfg.solvers:
-        # the independent runs give every group but the oracle's; the oracle's is a run of its own
-        for steered in (False, True) if cfg.choose == "oracle-lpips" else (False,):
-            wanted = [g for g in solver_groups[name] if g.endswith(f"/oracle{settings.candidates}") == steered]
+        # the independent runs give every group but the oracles'; each oracle's is a run of its own
+        kinds = steered_kinds(oracle_of(cfg.choose))
+        steered_groups = {f"{name}/{kind}{settings.candidates}": kind for kind in kinds}
+        for steered in [None, *kinds]:
+            wanted = [g for g in solver_groups[name] if steered_groups.get(g) == steered]
             idx = [i for i, (_, todo) in enumerate(batch) if set(wanted) & set(todo)]
             if not idx:
                 continue
@@ -73,7 +75,7 @@ def evaluate_batch(settings: Settings, cfg, size: FrameTools, batch, data: Path,
                         writer.write(rows[group][rel])
                         progress.group_done(group, rows[group][rel][-1].psnr)
                 if cfg.save_images and (name in todo or steered):
-                    folder = (wanted[0] if steered else name).replace("/", "-")  # nested-oracle4
+                    folder = (wanted[0] if steered else name).replace("/", "-")  # nested-oracle4, nested-regions4
                     save_image(finals[j : j + 1], out / IMAGES_DIR / folder / png_name(rel))
     for group in baseline_names(size.operator):
         idx = [i for i, (_, todo) in enumerate(batch) if group in todo]

@@ -72,7 +72,8 @@ def label(group: str) -> str:
     if not variant:
         return f"{name} ({'outer results' if solver.startswith('nested') else 'per-call estimates'})"
     kind, k = variant.rstrip("0123456789"), variant[len(variant.rstrip("0123456789")):]
-    what = {"mean": f"mean of {k} runs", "best": f"best of {k} runs (LPIPS)", "oracle": f"oracle choice among {k}"}
+    what = {"mean": f"mean of {k} runs", "best": f"best of {k} runs (LPIPS)", "oracle": f"oracle choice among {k}",
+            "regions": f"oracle choice by region among {k}"}
     return f"{name}, {what.get(kind, variant)}"
 
 

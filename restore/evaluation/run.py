@@ -15,7 +15,8 @@ What is computed
 - Solvers: any of restore.settings.schema.SOLVER_NAMES (default "nested" = Nested DDRM with outer x
   inner calls, and "ddrm"); the plain ones get as many calls as the nested split makes, unless
   `steps` is given. Each is driven by a solvers.Run; with
-  `--candidates K` and `--choose oracle-lpips` a solver gives more groups (restore.evaluation.solve).
+  `--candidates K` and `--choose oracle-lpips` or `oracle-regions` a solver gives more groups
+  (restore.evaluation.solve).
 - Rows (`per_image.csv`): image, solver (group), nfe, psnr, ssim, lpips, seconds; one per anytime
   step (nested: each outer result; plain: each call's x0 estimate, the last its result).
   Baselines, nfe 0: "pinv" (H^+ y) and, for super-resolution, "bicubic". lpips is empty when
@@ -60,10 +61,7 @@ from restore.evaluation.images import (
 )
 from restore.evaluation.report import Progress, print_table
 from restore.evaluation.rows import ROW_PREFIX
-from restore.evaluation.solve import (
-    base_solver,
-    candidate_groups,
-)
+from restore.evaluation.solve import base_solver, candidate_groups, oracle_of
 from restore.io.locks import FolderLock
 from restore.models.loading import configure
 from restore.models.network import plan_network
@@ -78,7 +76,7 @@ from restore.settings.schema import SOLVER_NAMES, Settings
 __all__ = ["SOLVERS", "CHOICES", "EvalConfig", "find_images", "image_seeds", "expected_nfes", "run_evaluation"]
 
 SOLVERS = ("nested", "ddrm")  # the default comparison; any of SOLVER_NAMES may be asked for
-CHOICES = ("none", "oracle-lpips")
+CHOICES = ("none", "oracle-lpips", "oracle-regions")
 
 
 def expected_nfes(group: str, settings: Settings) -> list[int]:
@@ -132,10 +130,10 @@ def run_evaluation(settings: Settings, cfg: EvalConfig, explicit_steps: bool = F
         raise UsageError("--solvers must name each solver once, e.g. nested,ddrm")
     if cfg.choose not in CHOICES:
         raise UsageError(f"--choose must be one of {', '.join(CHOICES)} in evaluate.py, got {cfg.choose!r}")
-    if cfg.choose == "oracle-lpips" and settings.candidates < 2:
-        raise UsageError("--choose oracle-lpips chooses among candidates: give --candidates 2 or more")
-    if cfg.choose == "oracle-lpips" and not lpips_available():
-        raise UsageError("--choose oracle-lpips needs LPIPS, whose AlexNet weights were not found (see data/weights)")
+    if cfg.choose != "none" and settings.candidates < 2:
+        raise UsageError(f"--choose {cfg.choose} chooses among candidates: give --candidates 2 or more")
+    if cfg.choose != "none" and not lpips_available():
+        raise UsageError(f"--choose {cfg.choose} needs LPIPS, whose AlexNet weights were not found (see data/weights)")
     if cfg.batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {cfg.batch_size}")
     if cfg.limit is not None and cfg.limit < 1:
@@ -184,8 +182,7 @@ def _frames(settings: Settings, sizes: dict[str, tuple[int, int]], prior) -> dic
 def _run(settings: Settings, cfg: EvalConfig, images, data: Path, out: Path, device, dist: Dist, held: list):
     say = (lambda line: None) if cfg.quiet or dist.rank else (lambda line: print(f"note: {line}", file=sys.stderr))
     prior = configure(load_prior(settings.model, device), settings, note=say)
-    oracle = cfg.choose == "oracle-lpips"
-    solver_groups = {s: candidate_groups(s, settings.candidates, oracle) for s in cfg.solvers}
+    solver_groups = {s: candidate_groups(s, settings.candidates, oracle_of(cfg.choose)) for s in cfg.solvers}
     baselines = ["pinv", "bicubic"] if scale_factor(settings.task) > 1 else ["pinv"]
     groups = [g for s in cfg.solvers for g in solver_groups[s]] + baselines
     expected = {g: expected_nfes(g, settings) for g in groups}

@@ -9,7 +9,12 @@ Groups (the `solver` column of per_image.csv) a solver `s` gives:
 - with --choose oracle-lpips: `s/oracleK`, a steered run of K candidates in which after every
   anytime step every candidate continues from the one with the best LPIPS against the reference
   (Nested Diffusion's choice among candidates, sec. 5, with an oracle in place of the person: an
-  upper bound for what a person's choice can buy); its row is that chosen candidate.
+  upper bound for what a person's choice can buy); its row is that chosen candidate;
+- with --choose oracle-regions: `s/oracleK` and `s/regionsK`, a steered run in which after every
+  anytime step but the last the oracle chooses by region: in each cell of a GRID x GRID grid the
+  candidate with the best LPIPS there (the whole-image best outside the cells' feathered
+  seams), every candidate continuing from that composite (solvers.regions); after the last step
+  it keeps the whole-image best. Its row is the whole-image best candidate at each step.
 """
 
 from __future__ import annotations
@@ -21,19 +26,58 @@ import torch
 
 from restore.evaluation.rows import Row
 from restore.quality.baselines import baseline
-from restore.quality.metrics import compute_all
+from restore.quality.metrics import compute_all, lpips
 from restore.restoration.seeds import candidate_seed
 from solvers import Run, make_generators
 
+#: the region oracle's grid: GRID x GRID cells
+GRID = 4
 
-def candidate_groups(solver: str, candidates: int, oracle: bool) -> list[str]:
-    """The groups a solver gives (see the module docstring), in report order."""
+
+def candidate_groups(solver: str, candidates: int, oracle: str | None) -> list[str]:
+    """The groups a solver gives (see the module docstring), in report order; oracle: None,
+    "lpips" or "regions"."""
     groups = [solver]
     if candidates > 1:
         groups += [f"{solver}/mean{candidates}", f"{solver}/best{candidates}"]
-        if oracle:
-            groups.append(f"{solver}/oracle{candidates}")
+        groups += [f"{solver}/{kind}{candidates}" for kind in steered_kinds(oracle)]
     return groups
+
+
+def oracle_of(choose: str) -> str | None:
+    """evaluate.py's --choose as the oracle candidate_groups takes: None, "lpips", "regions"."""
+    return {"none": None, "oracle-lpips": "lpips", "oracle-regions": "regions"}[choose]
+
+
+def steered_kinds(oracle: str | None) -> list[str]:
+    """The steered groups' kinds an oracle asks for: "oracle" (whole images), "regions"."""
+    return {None: [], "lpips": ["oracle"], "regions": ["oracle", "regions"]}[oracle]
+
+
+def cell_masks(h: int, w: int, grid: int = GRID) -> list[torch.Tensor]:
+    """The grid x grid cells of an h x w image as bool masks, row by row (sides split as evenly
+    as the sizes allow)."""
+    rows, cols = torch.arange(h).tensor_split(grid), torch.arange(w).tensor_split(grid)
+    masks = []
+    for r in rows:
+        for c in cols:
+            m = torch.zeros(h, w, dtype=torch.bool)
+            m[r[0] : r[-1] + 1, c[0] : c[-1] + 1] = True
+            masks.append(m)
+    return masks
+
+
+def cell_picks(x0: torch.Tensor, ref: torch.Tensor, masks: list[torch.Tensor]) -> list[int]:
+    """For each cell, the candidate (row of x0, (K, C, H, W)) with the best LPIPS against ref
+    (1, C, H, W) inside it (one batched LPIPS call over every cell and candidate)."""
+    crops, refs = [], []
+    for m in masks:
+        rows, cols = m.any(1).nonzero()[:, 0], m.any(0).nonzero()[:, 0]
+        box = (slice(None), slice(None), slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1))
+        crops.append(x0[box])
+        refs.append(ref[box].expand_as(x0[box]))
+    scores = lpips(torch.cat(crops), torch.cat(refs)).view(len(masks), x0.shape[0]).tolist()
+    return [_best(s) for s in scores]
 
 
 def base_solver(group: str) -> str:
@@ -59,13 +103,14 @@ def _best(lpips: list[float]) -> int:
 
 
 def solve_batch(solver, name: str, rels: list[str], x: torch.Tensor, y: torch.Tensor, sigma_y: float,
-                seeds: list[int], candidates: int = 1, oracle: bool = False, view=None):
+                seeds: list[int], candidates: int = 1, oracle: str | None = None, view=None):
     """Restore a batch and score it at every anytime step.
 
     seeds: one sampler seed per image (candidate k draws from candidate_seed(seed, k)).
-    Returns ({group: {rel: [Row]}}, finals): with oracle=False the groups `name` (and with
-    K > 1 `name/meanK`, `name/bestK`) and the finals of candidate 1; with oracle=True the group
-    `name/oracleK` and the finals of the chosen candidates. seconds: the solver's wall time from
+    Returns ({group: {rel: [Row]}}, finals): with oracle=None the groups `name` (and with
+    K > 1 `name/meanK`, `name/bestK`) and the finals of candidate 1; with oracle "oracle" (whole
+    images) or "regions" the group `name/oracleK` or `name/regionsK` and the finals of the chosen
+    candidates. seconds: the solver's wall time from
     the start of the batch (scoring and choosing excluded). view: the part of the solver's images
     that x shows (restore.restoration.sizing.Frame.view; None: all of it)."""
     view = view or (lambda image: image)
@@ -73,7 +118,8 @@ def solve_batch(solver, name: str, rels: list[str], x: torch.Tensor, y: torch.Te
     generators = make_generators([candidate_seed(s, k) for s in seeds for k in range(k_count)])
     run = Run(solver, y, sigma_y, generators, candidates=k_count)
     ref = x.repeat_interleave(k_count, dim=0)
-    groups = candidate_groups(name, k_count, False) if not oracle else [f"{name}/oracle{k_count}"]
+    groups = candidate_groups(name, k_count, None) if not oracle else [f"{name}/{oracle}{k_count}"]
+    masks = cell_masks(*view(x).shape[-2:]) if oracle == "regions" else []
     rows: dict[str, dict[str, list[Row]]] = {g: {rel: [] for rel in rels} for g in groups}
     elapsed = 0.0
     picks = [0] * len(rels)
@@ -90,7 +136,13 @@ def solve_batch(solver, name: str, rels: list[str], x: torch.Tensor, y: torch.Te
             if oracle:
                 picks[b] = _best(own["lpips"])
                 rows[groups[0]][rel].append(_row(rel, groups[0], record.nfe, own, picks[b], elapsed))
-                if not run.done:
+                if run.done:
+                    continue
+                if oracle == "regions":
+                    cells = cell_picks(view(record.x0[first : first + k_count]), x[b : b + 1], masks)
+                    full = [_in_frame(m, record.x0.shape[-2:]) for m in masks]
+                    run.choose_regions(list(zip(cells, full)), rest=picks[b], image=b)
+                else:
                     run.choose(picks[b], image=b)
                 continue
             rows[name][rel].append(_row(rel, name, record.nfe, own, 0, elapsed))
@@ -112,3 +164,12 @@ def baseline_rows(operator, name: str, y: torch.Tensor, x: torch.Tensor, rels: l
     seconds = time.perf_counter() - start
     scores = score(guess, x)
     return {rel: [_row(rel, name, 0, scores, i, seconds)] for i, rel in enumerate(rels)}
+
+
+def _in_frame(mask: torch.Tensor, shape) -> torch.Tensor:
+    """A mask of the shown part extended to the solver's frame (padding: the nearest shown pixel)."""
+    h, w = shape
+    if tuple(mask.shape) == (h, w):
+        return mask
+    return torch.nn.functional.pad(mask[None, None].float(), (0, w - mask.shape[1], 0, h - mask.shape[0]),
+                                   mode="replicate")[0, 0] > 0.5
