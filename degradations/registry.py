@@ -7,12 +7,15 @@ Every operator has `scale_factor` (the down-sampling factor of sr tasks, 1 for t
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Sequence
 
 from degradations.base import SVDOperator, check_divisible
 from degradations.colorization import Colorization
 from degradations.denoising import Denoising
+from degradations.fourier import FourierBlur
 from degradations.inpainting import Inpainting
+from degradations.kernels import disk_kernel, load_kernel, motion_kernel
 from degradations.masks import box_mask, load_mask, random_mask, text_mask
 from degradations.separable import (
     BicubicSR,
@@ -37,6 +40,11 @@ TASKS: dict[str, str] = {
     "inp_mask": "inpainting with a user mask (option mask=image path or bool tensor; black = missing)",
     "deblur_uniform": "deblurring, separable 9x9 uniform blur (options zero_below=3e-2, zero_rule=1d)",
     "deblur_gauss": "deblurring, separable Gaussian blur (options sigma=2.0 pixels, zero_below=3e-2, zero_rule=1d)",
+    "deblur_motion": "deblurring, camera shake: a 17x17 motion kernel from a seed, circular (options seed=0, size=17, "
+                     "zero_below=3e-2)",
+    "deblur_disk": "deblurring, defocus: a uniform disk, circular (options radius=3.0 pixels, zero_below=3e-2)",
+    "deblur": "deblurring with a kernel of your own, any size, circular (option kernel=.npy/image path or 2-D "
+              "array; zero_below=3e-2)",
 }
 
 _SEPARABLE_OPTIONS = {"zero_below", "zero_rule"}
@@ -47,6 +55,9 @@ _OPTIONS: dict[str, set[str]] = {
     "inp_mask": {"mask"},
     "deblur_uniform": _SEPARABLE_OPTIONS,
     "deblur_gauss": {"sigma"} | _SEPARABLE_OPTIONS,
+    "deblur_motion": {"seed", "size", "zero_below"},
+    "deblur_disk": {"radius", "zero_below"},
+    "deblur": {"kernel", "zero_below"},
 }
 
 
@@ -123,4 +134,16 @@ def make_operator(
     if task == "deblur_gauss":
         sigma = options.pop("sigma", 2.0)
         return Deblurring(channels, h, w, gaussian_kernel(sigma), **options)
+    if task == "deblur_motion":
+        kernel = motion_kernel(options.pop("seed", 0), options.pop("size", 17))
+        return FourierBlur(channels, h, w, kernel, **options)
+    if task == "deblur_disk":
+        return FourierBlur(channels, h, w, disk_kernel(options.pop("radius", 3.0)), **options)
+    if task == "deblur":
+        kernel = options.pop("kernel", None)
+        if kernel is None:
+            raise ValueError("deblur needs a kernel: pass kernel=<.npy or image path> or a 2-D array")
+        if isinstance(kernel, (str, Path)):
+            kernel = load_kernel(kernel)
+        return FourierBlur(channels, h, w, kernel, **options)
     raise AssertionError(f"task {task!r} is listed in TASKS but not built")  # pragma: no cover

@@ -69,7 +69,16 @@ CASES = [
     ("deblur_uniform", (20, 12), 3, {"zero_below": 0.0}),
     ("deblur_gauss", 20, 3, {"sigma": 1.0, "zero_below": 0.0}),
     ("deblur_gauss", (12, 20), 1, {"sigma": 2.0, "zero_below": 0.0}),
+    # the Fourier blurs: circular, any kernel (non-separable, even sides, non-square images)
+    ("deblur_motion", 12, 1, {"size": 7, "seed": 3, "zero_below": 0.0}),
+    ("deblur_motion", (13, 10), 3, {"size": 5, "seed": 1, "zero_below": 0.0}),
+    ("deblur_disk", (11, 14), 3, {"radius": 2.0, "zero_below": 0.0}),
+    ("deblur", (9, 7), 1, {"kernel": torch.tensor([[0.1, 0.3, 0.0], [0.5, 0.2, 0.1], [0.0, 0.4, 0.2],
+                                                   [0.3, 0.0, 0.1]], dtype=DT), "zero_below": 0.0}),
+    ("deblur", 8, 3, {"kernel": torch.tensor([[1.0, 2.0], [0.0, 1.0]], dtype=DT), "zero_below": 0.0}),
 ]
+FOURIER = ("deblur_motion", "deblur_disk", "deblur")
+SEPARABLE = ("deblur_uniform", "deblur_gauss", "sr_bicubic4", "sr_bicubic8")
 IDS = [f"{t}-{s if isinstance(s, int) else 'x'.join(map(str, s))}-c{c}-{i}" for i, (t, s, c, _) in enumerate(CASES)]
 
 
@@ -109,6 +118,20 @@ def reference_mask(case) -> torch.Tensor:
     return m.expand(channels, h, w) if m.dim() == 2 else m
 
 
+def reference_kernel(case) -> torch.Tensor:
+    """The kernel of a Fourier blur case, normalised to sum 1."""
+    from degradations.kernels import disk_kernel, motion_kernel
+
+    task, _, _, options = case
+    if task == "deblur_motion":
+        k = motion_kernel(options.get("seed", 0), options.get("size", 17))
+    elif task == "deblur_disk":
+        k = disk_kernel(options.get("radius", 3.0))
+    else:
+        k = options["kernel"].double()
+    return k / k.sum()
+
+
 def reference_H(case, x: torch.Tensor) -> torch.Tensor:
     """Dense reference of H x (B, m), from torch primitives, not from the operators' code."""
     task, size, channels, options = case
@@ -126,6 +149,14 @@ def reference_H(case, x: torch.Tensor) -> torch.Tensor:
     if task.startswith("inp_"):
         mask = reference_mask(case).reshape(-1)
         return (x.reshape(b, -1) * mask)[:, mask]
+    if task in FOURIER:  # circular convolution, summed tap by tap
+        kernel = reference_kernel(case)
+        kh, kw = kernel.shape
+        out = torch.zeros_like(x)
+        for i in range(kh):
+            for j in range(kw):
+                out += kernel[i, j] * torch.roll(x, shifts=(i - kh // 2, j - kw // 2), dims=(2, 3))
+        return out.reshape(b, -1)
     if task.startswith("deblur_"):
         if task == "deblur_uniform":
             k = torch.full((9,), 1.0 / 9, dtype=DT)
@@ -171,8 +202,8 @@ def test_H_matches_dense_reference(case):
     torch.testing.assert_close(y, reference_H(case, x), atol=ATOL, rtol=0)
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c[0].startswith(("deblur", "sr_bicubic"))],
-                         ids=[i for i, c in zip(IDS, CASES) if c[0].startswith(("deblur", "sr_bicubic"))])
+@pytest.mark.parametrize("case", [c for c in CASES if c[0] in SEPARABLE],
+                         ids=[i for i, c in zip(IDS, CASES) if c[0] in SEPARABLE])
 def test_zero_below_removes_exactly_the_small_components(case):
     """Product rule: the operator is the blur minus its spectral components below zero_below."""
     exact, truncated = build(case, exact=True), build(case, exact=False, zero_rule="product")
@@ -187,8 +218,8 @@ def test_zero_below_removes_exactly_the_small_components(case):
     torch.testing.assert_close(truncated.H(x), expected, atol=ATOL, rtol=0)
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c[0].startswith(("deblur", "sr_bicubic"))],
-                         ids=[i for i, c in zip(IDS, CASES) if c[0].startswith(("deblur", "sr_bicubic"))])
+@pytest.mark.parametrize("case", [c for c in CASES if c[0] in SEPARABLE],
+                         ids=[i for i, c in zip(IDS, CASES) if c[0] in SEPARABLE])
 def test_one_d_rule_is_the_product_of_truncated_factors(case):
     """1d rule (the default): H = A' kron B' with A' = Ua diag(sa zeroed below 3e-2) Va^T (dense)."""
     from degradations.separable import bicubic_matrix, conv_matrix, gaussian_kernel, uniform_kernel
@@ -289,6 +320,15 @@ def test_singulars(case):
         torch.testing.assert_close(s, torch.full_like(s, 1 / int(task[2:])))
     elif task == "color":
         torch.testing.assert_close(s, torch.full_like(s, 1 / math.sqrt(3)))
+    elif task in FOURIER:  # |k_hat| once per frequency of the full 2-D spectrum, per channel
+        h, w = op.height, op.width
+        kernel = reference_kernel(case)
+        padded = torch.zeros(h, w, dtype=DT)
+        padded[: kernel.shape[0], : kernel.shape[1]] = kernel
+        expected = torch.fft.fft2(padded).abs().flatten()
+        expected = torch.where(expected < 3e-2, torch.zeros_like(expected), expected).sort().values
+        for ch in s.view(op.channels, -1):
+            torch.testing.assert_close(ch.sort().values, expected, atol=1e-6, rtol=0)
     else:
         torch.testing.assert_close(s, torch.ones_like(s))
 
@@ -394,7 +434,7 @@ def test_float32_operator_accepts_float64_images(task):
 # -- registry -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("task", list(TASKS))
 def test_every_task_builds_at_256(task):
-    options = {"mask": box_mask(256, 256)} if task == "inp_mask" else {}
+    options = {"inp_mask": {"mask": box_mask(256, 256)}, "deblur": {"kernel": torch.ones(4, 6)}}.get(task, {})
     op = make_operator(task, 256, 3, **options)
     assert isinstance(op, SVDOperator)
     assert op.image_shape == (3, 256, 256)
@@ -503,3 +543,65 @@ def test_load_mask(tmp_path):
     assert load_mask(t, 6, 8) is t
     op = make_operator("inp_mask", (6, 8), 3, mask=path)
     assert op.m == 3 * 46
+
+
+# -- the Fourier blurs --------------------------------------------------------------------------
+@pytest.mark.parametrize("case", [c for c in CASES if c[0] in FOURIER], ids=[i for i, c in zip(IDS, CASES) if c[0] in FOURIER])
+def test_fourier_zero_below_removes_exactly_the_small_components(case):
+    exact, truncated = build(case, exact=True), build(case, exact=False)
+    s_exact, s_trunc = exact.singulars(), truncated.singulars()
+    zeroed = (s_trunc == 0) & (s_exact > 0)
+    assert bool((s_exact[zeroed] < 3e-2).all()) and bool((s_exact[~zeroed & (s_exact > 0)] >= 3e-2).all())
+    x = rand_image(exact)
+    v = exact.Vt(x)
+    removed = exact.V(torch.where(zeroed, v, torch.zeros_like(v)))
+    torch.testing.assert_close(truncated.H(x), reference_H(case, x) - reference_H(case, removed), atol=ATOL, rtol=0)
+
+
+def test_fourier_blur_is_the_dense_circular_convolution_matrix():
+    """At 5 x 6 with a 3 x 4 kernel: H, U, V and s as dense matrices; H = U diag(s) V^T, and the
+    columns of H are the shifted, wrapped kernel."""
+    kernel = torch.arange(1.0, 13.0, dtype=DT).reshape(3, 4)
+    op = make_operator("deblur", (5, 6), 1, kernel=kernel, zero_below=0.0).to(dtype=DT)
+    n = op.n
+    eye = torch.eye(n, dtype=DT)
+    Hm = op.H(eye.view(n, 1, 5, 6)).T
+    Vm, Um = op.V(eye).reshape(n, n).T, op.U(eye).T
+    torch.testing.assert_close(Um @ torch.diag(op.singulars()) @ Vm.T, Hm, atol=1e-5, rtol=0)
+    torch.testing.assert_close(Vm.T @ Vm, eye, atol=1e-6, rtol=0)
+    torch.testing.assert_close(Um.T @ Um, eye, atol=1e-6, rtol=0)
+    k = kernel / kernel.sum()
+    delta = torch.zeros(5, 6, dtype=DT)
+    delta[0, 0] = 1
+    column = Hm[:, 0].view(5, 6)  # the response to a pixel at the corner wraps around
+    expected = torch.zeros(5, 6, dtype=DT)
+    for i in range(3):
+        for j in range(4):
+            expected[(i - 1) % 5, (j - 2) % 6] += k[i, j]
+    torch.testing.assert_close(column, expected, atol=1e-6, rtol=0)
+
+
+def test_kernels_are_deterministic_normalised_and_refused_when_broken(tmp_path):
+    from degradations.kernels import disk_kernel, load_kernel, motion_kernel
+
+    a, b, c = motion_kernel(5), motion_kernel(5), motion_kernel(6)
+    assert torch.equal(a, b) and not torch.equal(a, c) and a.shape == (17, 17)
+    assert abs(float(a.sum()) - 1) < 1e-12 and float(a.min()) >= 0
+    assert (a > 1e-3).sum() > 10  # a path, not a point
+    d = disk_kernel(2.5)
+    assert d.shape == (7, 7) and abs(float(d.sum()) - 1) < 1e-12 and torch.allclose(d, d.T) and torch.allclose(d, d.flip(0))
+    np.save(tmp_path / "k.npy", np.ones((3, 5)) * 2)
+    op = make_operator("deblur", 16, 1, kernel=str(tmp_path / "k.npy"))
+    assert op.notes == ["the blur kernel summed to 30; normalised to sum 1"]
+    Image.fromarray(np.eye(9, dtype=np.uint8) * 255).save(tmp_path / "k.png")
+    torch.testing.assert_close(load_kernel(tmp_path / "k.png"), torch.eye(9, dtype=DT) * 255)
+    np.save(tmp_path / "bad.npy", np.ones((2, 2, 2)))
+    for bad, why in ((tmp_path / "bad.npy", "one 2-D array"), (tmp_path / "nope.npy", "not found")):
+        with pytest.raises(ValueError, match=why):
+            load_kernel(bad)
+    with pytest.raises(ValueError, match="larger than the image"):
+        make_operator("deblur", 8, 1, kernel=torch.ones(9, 9))
+    with pytest.raises(ValueError, match="sums to 0"):
+        make_operator("deblur", 8, 1, kernel=torch.tensor([[1.0, -1.0]]))
+    with pytest.raises(ValueError, match="deblur needs a kernel"):
+        make_operator("deblur", 8)

@@ -1,0 +1,141 @@
+"""Any blur kernel: a circular convolution diagonalised by the 2-D Fourier transform, in real SVD
+form (DDRM, Kawar et al. 2022, sec. 3.3 asks only for H = U diag(s) V^T with orthogonal U, V).
+
+Per channel, y = k * x with circular (periodic) boundaries: the image is treated as a torus, so
+the blur at the left edge takes pixels from the right edge. In Fourier terms y_hat(f) =
+k_hat(f) x_hat(f), and with the orthonormal real Fourier basis below, H = U diag(|k_hat|) V^T:
+
+- V: the real Fourier basis. From the orthonormal rfft2 coefficients c(f), every frequency f
+  that is not its own conjugate gives two real coordinates sqrt(2) (Re c, Im c) (its conjugate
+  -f is redundant), and each self-conjugate frequency (0 or Nyquist in each direction) one, Re c:
+  h w coordinates per channel, an orthonormal change of basis.
+- s = |k_hat(f)|, once per coordinate;
+- U: V with each pair rotated by the kernel's phase, R(arg k_hat) (for a self-conjugate
+  frequency, k_hat is real: U carries its sign). Then H x = U(s V^T x) is k_hat x_hat, exactly.
+
+Every application is an FFT: O(n log n), against two dense matrix products per axis for the
+separable blurs. Measurements y are the blurred image (C, h, w) flattened (m = n); components
+with |k_hat| below `zero_below` are unmeasured (their singular value is set to 0), as the
+separable blurs' "product" rule does.
+
+The kernel: any (kh, kw) array with kh <= h, kw <= w, odd or even, non-negative or not; it is
+normalised to sum 1 (with a note in `notes`) when it does not; its centre is at (kh // 2, kw // 2).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from degradations.base import SVDOperator
+
+#: components with |k_hat| below this count as unmeasured (see the module docstring)
+ZERO_BELOW = 3e-2
+
+
+def _independent(h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices into the flattened (h, w // 2 + 1) rfft2 grid: the self-conjugate frequencies and
+    one of each conjugate pair of the others."""
+    wr = w // 2 + 1
+    u = torch.arange(h)[:, None].expand(h, wr)
+    v = torch.arange(wr)[None, :].expand(h, wr)
+    edge = (v == 0) | ((w % 2 == 0) & (v == w // 2))  # columns holding both f and -f
+    self_conj = edge & ((u == 0) | ((h % 2 == 0) & (u == h // 2)))
+    paired = ~edge | (edge & (u > 0) & (u < (h + 1) // 2))  # in an edge column keep u < h / 2 only
+    paired &= ~self_conj
+    return self_conj.flatten().nonzero()[:, 0], paired.flatten().nonzero()[:, 0]
+
+
+def kernel_spectrum(kernel: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """k_hat on the (h, w // 2 + 1) rfft2 grid of a kernel centred at (kh // 2, kw // 2)."""
+    kh, kw = kernel.shape
+    padded = torch.zeros(h, w, dtype=torch.float64)
+    padded[:kh, :kw] = kernel
+    padded = torch.roll(padded, shifts=(-(kh // 2), -(kw // 2)), dims=(0, 1))
+    return torch.fft.rfft2(padded)
+
+
+class FourierBlur(SVDOperator):
+    """y = k * x per channel, circular boundaries, for any 2-D kernel (module docstring)."""
+
+    scale_factor: int = 1
+
+    def __init__(self, channels: int, height: int, width: int, kernel, zero_below: float = ZERO_BELOW) -> None:
+        self.channels, self.height, self.width = int(channels), int(height), int(width)
+        k = torch.as_tensor(kernel, dtype=torch.float64).cpu()
+        if k.dim() != 2 or k.shape[0] < 1 or k.shape[1] < 1:
+            raise ValueError(f"a blur kernel is one 2-D array, got shape {tuple(k.shape)}")
+        if k.shape[0] > self.height or k.shape[1] > self.width:
+            raise ValueError(f"the kernel ({k.shape[0]}x{k.shape[1]}) is larger than the image "
+                             f"({self.height}x{self.width})")
+        if not bool(torch.isfinite(k).all()):
+            raise ValueError("the blur kernel holds NaN or infinite values")
+        if zero_below < 0:
+            raise ValueError(f"zero_below must be >= 0, got {zero_below}")
+        self.notes: list[str] = []
+        total = float(k.sum())
+        if abs(total) < 1e-12:
+            raise ValueError("the blur kernel sums to 0: it removes the image's mean; give a blur (sum 1)")
+        if abs(total - 1) > 1e-6:
+            self.notes.append(f"the blur kernel summed to {total:.6g}; normalised to sum 1")
+            k = k / total
+        self.kernel, self.zero_below = k.to(torch.float32), float(zero_below)
+        self.measurement_shape = (self.channels, self.height, self.width)
+        k_hat = kernel_spectrum(k, self.height, self.width).flatten()
+        self.real_idx, self.pair_idx = _independent(self.height, self.width)
+        mag, phase = k_hat.abs(), k_hat.angle()
+        s = torch.cat([mag[self.real_idx], mag[self.pair_idx], mag[self.pair_idx]])
+        s = torch.where(s < self.zero_below, torch.zeros_like(s), s)
+        self._singulars = s.repeat(self.channels).to(torch.float32)  # channel-major, as the spectral vectors
+        self.sign = torch.where(k_hat.real[self.real_idx] < 0, -1.0, 1.0).to(torch.float32)
+        self.cos, self.sin = phase[self.pair_idx].cos().to(torch.float32), phase[self.pair_idx].sin().to(torch.float32)
+
+    # -- the real Fourier basis ---------------------------------------------------------------
+    def _to_real(self, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        c = c.flatten(-2)
+        pairs = c[..., self.pair_idx]
+        return c[..., self.real_idx].real, math.sqrt(2) * pairs.real, math.sqrt(2) * pairs.imag
+
+    def _from_real(self, real: torch.Tensor, a: torch.Tensor, b: torch.Tensor, shape) -> torch.Tensor:
+        h, w = self.height, self.width
+        c = torch.zeros(*shape, h * (w // 2 + 1), dtype=torch.complex64 if real.dtype != torch.float64
+                        else torch.complex128, device=real.device)
+        c[..., self.real_idx] = real.to(c.dtype)
+        c[..., self.pair_idx] = torch.complex(a, b).to(c.dtype) / math.sqrt(2)
+        # irfft2 rebuilds the redundant conjugates of the edge columns from the kept half
+        c = c.view(*shape, h, w // 2 + 1)
+        edge_cols = [0] + ([w // 2] if w % 2 == 0 else [])
+        for v in edge_cols:
+            col = c[..., :, v]
+            u = torch.arange(1, h, device=c.device)
+            upper = u >= (h + 1) // 2  # the conjugates of the kept u < h / 2 (h / 2 itself is real)
+            mirror = (h - u[upper]) % h
+            col[..., u[upper]] = col[..., mirror].conj()
+        return torch.fft.irfft2(c, s=(h, w), norm="ortho")
+
+    def _split(self, v: torch.Tensor):
+        B, C = v.shape[0], self.channels
+        v = v.view(B, C, -1)
+        r, p = len(self.real_idx), len(self.pair_idx)
+        return v[..., :r], v[..., r : r + p], v[..., r + p :]
+
+    def Vt(self, x: torch.Tensor) -> torch.Tensor:
+        real, a, b = self._to_real(torch.fft.rfft2(x, norm="ortho"))
+        return torch.cat([real, a, b], dim=-1).reshape(x.shape[0], -1)
+
+    def V(self, v: torch.Tensor) -> torch.Tensor:
+        real, a, b = self._split(v)
+        return self._from_real(real, a, b, (v.shape[0], self.channels)).to(v.dtype)
+
+    # -- U: the basis rotated by the kernel's phase -------------------------------------------
+    def Ut(self, y: torch.Tensor) -> torch.Tensor:
+        real, a, b = self._split(self.Vt(y.view(y.shape[0], *self.measurement_shape)))
+        a, b = self.cos * a + self.sin * b, self.cos * b - self.sin * a  # R(-phase)
+        return torch.cat([self.sign * real, a, b], dim=-1).reshape(y.shape[0], -1)
+
+    def U(self, u: torch.Tensor) -> torch.Tensor:
+        real, a, b = self._split(u)
+        a, b = self.cos * a - self.sin * b, self.sin * a + self.cos * b  # R(phase)
+        image = self._from_real(self.sign * real, a, b, (u.shape[0], self.channels))
+        return image.reshape(u.shape[0], -1).to(u.dtype)
