@@ -31,6 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", help=f"degradation, one of: {', '.join(TASKS)}")
     parser.add_argument("--sigma-y", type=float, help="measurement noise std on the [0, 1] pixel scale (default 0)")
     parser.add_argument("--mask", help="mask image for inp_mask (black = missing)")
+    parser.add_argument("--kernel", help="blur kernel for task deblur: a .npy array or an image, any size "
+                        "(normalised to sum 1); circular boundaries")
     parser.add_argument("--model", help=f"'celebahq', {BUNDLED!r}, a diffusers folder or id, or a .ckpt "
                         "(default: celebahq if cached locally, else the bundled prior)")
     parser.add_argument("--solver", metavar="NAME", help="ddrm, ddnm, diffpir, dps, or nested-<one of them> for "

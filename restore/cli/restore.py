@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError("--resume writes on into its own folder; leave out --out and --overwrite")
         settings = Settings(**load_state(args.resume)["identity"]["settings"])
         out = Path(args.resume)
-        given = {k: getattr(args, k) for k in ("task", "sigma_y", "mask", "model", "solver", "outer", "inner",
+        given = {k: getattr(args, k) for k in ("task", "sigma_y", "mask", "kernel", "model", "solver", "outer", "inner",
                                                "steps", "eta", "eta_b", "seed", "size", "tile", "precision", "compile", "candidates")}
     else:
         if not args.input:

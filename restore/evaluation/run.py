@@ -157,7 +157,8 @@ def run_evaluation(settings: Settings, cfg: EvalConfig, explicit_steps: bool = F
     if Path(os.path.expanduser(model)).exists():
         model = str(Path(os.path.expanduser(model)).resolve())
     mask = str(Path(settings.mask).resolve()) if settings.mask else None
-    settings = replace(settings, model=model, mask=mask)
+    kernel = str(Path(settings.kernel).resolve()) if settings.kernel else None
+    settings = replace(settings, model=model, mask=mask, kernel=kernel)
 
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} exists and is not a folder; choose another --out")

@@ -109,9 +109,9 @@ def resume_inputs(state: dict[str, Any], folder: Path, given: dict[str, Any], im
                           "interrupted run, or leave them out")
 
     for key, value in given.items():
-        if key == "mask":
-            if fingerprint(value) != identity.get("mask_sha256"):
-                raise refuse(f"--mask {value} is not the mask of the saved run")
+        if key in ("mask", "kernel"):
+            if fingerprint(value) != identity.get(f"{key}_sha256"):
+                raise refuse(f"--{key} {value} is not the {key} of the saved run")
         elif value != saved.get(key):
             raise refuse(f"the saved run has {key} {saved.get(key)!r}, not {value!r}")
     mode = identity["mode"]

@@ -142,6 +142,8 @@ class Page:
             job.reference_name = Path(reference).name if reference is not None else None
             if settings.mask:
                 settings.mask = Path(settings.mask).name
+            if settings.kernel:
+                settings.kernel = Path(settings.kernel).name
             session = Restoration(job, score_calls=False)  # the page shows each step's scores
         except Exception as error:  # noqa: BLE001 - whatever the cause, one line on the page
             if folder is not None:

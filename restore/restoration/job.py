@@ -114,6 +114,8 @@ def prepare_job(image: ImageLike, settings: Settings, *, observed: bool = False,
         raise UsageError("--reference is only for --observed mode (in simulation mode the input is the reference)")
     if settings.mask and settings.task != "inp_mask":
         tell(f"--mask is only used by task inp_mask; ignored for {settings.task}")
+    if settings.kernel and settings.task != "deblur":
+        tell(f"--kernel is only used by task deblur; ignored for {settings.task}")
     applied = describe_config(settings)
     if applied:
         tell(applied)
@@ -131,6 +133,8 @@ def prepare_job(image: ImageLike, settings: Settings, *, observed: bool = False,
     frame = (observed_frame if observed else simulation_frame)(settings, h, w, prior, tell)
     network = plan_network(prior, dev, settings.candidates, frame.height, frame.width, settings.tile, note=tell)
     operator = build_operator(settings, (frame.height, frame.width)).to(dev, torch.float32)
+    for line in getattr(operator, "notes", ()):  # a kernel normalised to sum 1
+        tell(line)
     if observed:
         y = operator.from_image((img.mean(dim=1, keepdim=True) if settings.task == "color" else img).to(dev))
         ref = None
@@ -147,7 +151,8 @@ def prepare_job(image: ImageLike, settings: Settings, *, observed: bool = False,
     mode = "observed" if observed else "simulation"
     identity = {"mode": mode, "input_sha256": fingerprint(image), "reference_sha256": fingerprint(reference),
                 "mask_sha256": fingerprint(settings.mask) if settings.task == "inp_mask" else None,
-                "settings": settings.as_dict()}
+                "settings": settings.as_dict(),
+                **({"kernel_sha256": fingerprint(settings.kernel)} if settings.task == "deblur" else {})}
     return Job(settings=settings, prior=prior, network=network, operator=operator, y=y, reference=ref,
                observation=operator.to_image(y).clamp(-1.0, 1.0).cpu(), device=dev, frame=frame, mode=mode,
                input=describe(image), reference_name=describe(reference) if reference is not None else None,

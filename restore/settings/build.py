@@ -34,7 +34,7 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def build_operator(settings: Settings, size: int | tuple[int, int], channels: int = 3):
-    options = {"mask": settings.mask} if settings.task == "inp_mask" else {}
+    options = {"inp_mask": {"mask": settings.mask}, "deblur": {"kernel": settings.kernel}}.get(settings.task, {})
     try:
         return make_operator(settings.task, size, channels=channels, **options)
     except ValueError as error:
@@ -52,7 +52,8 @@ def build_solver(settings: Settings, prior, operator):
     """The solver the settings name: a plain one, or Nested around it."""
     nested, name = solver_parts(settings.solver)
     options = {"ddrm": {"eta": settings.eta, "eta_b": settings.eta_b}, "ddnm": {"eta": settings.eta},
-               "diffpir": {"lambda_": settings.lam, "zeta": settings.zeta}, "dps": {"zeta": settings.zeta}}[name]
+               "diffpir": {"lambda_": settings.lam, "zeta": settings.zeta}, "dps": {"zeta": settings.zeta},
+               "pigdm": {"zeta": settings.zeta}}[name]  # PiGDM keeps its own eta (1)
     options = {k: v for k, v in options.items() if v is not None}
     try:
         solver = SOLVERS[name](prior, operator, steps=settings.steps, **options)

@@ -46,8 +46,9 @@ def compose(explicit: dict[str, Any], *, base: Settings | None = None, config: s
     elif base is None and config is None:
         values.update(apply_measured(explicit))
     values.update(explicit)
-    if values.get("mask") is not None:
-        values["mask"] = str(values["mask"])
+    for key in ("mask", "kernel"):
+        if values.get(key) is not None:
+            values[key] = str(values[key])
     return Settings(**values).validate()
 
 

@@ -54,6 +54,7 @@ EXPECTED = {
     "task": "a task name",
     "sigma_y": "be >= 0 and at most 1 (a finite std on the [0, 1] pixel scale)",
     "mask": "a path to a mask image",
+    "kernel": "a path to a blur kernel (.npy array or image)",
     "model": "a model name, id, folder or checkpoint path",
     "solver": "a solver name",
     "outer": f"a positive number of steps, at most {MAX_STEPS}",

@@ -53,6 +53,7 @@ class Settings:
     task: str = "sr4"
     sigma_y: Std = 0.0
     mask: Optional[str] = None
+    kernel: Optional[str] = None
     model: Optional[str] = None
     solver: str = "nested"
     outer: Steps = 4
@@ -87,6 +88,10 @@ class Settings:
             raise UsageError("task inp_mask needs --mask PATH (an image: black = missing, white = kept)")
         if self.mask and not Path(self.mask).is_file():
             raise UsageError(f"mask file {self.mask} not found")
+        if self.task == "deblur" and not self.kernel:
+            raise UsageError("task deblur needs --kernel PATH (a .npy array or an image of the blur kernel)")
+        if self.kernel and not Path(self.kernel).is_file():
+            raise UsageError(f"kernel file {self.kernel} not found")
         solver_parts(self.solver)
         if isinstance(self.inner, list):
             if len(self.inner) == 1:
@@ -110,7 +115,7 @@ class Settings:
     def check(name: str, value: Any, where: str | None = None) -> Any:
         """One setting's value against its field's type and range (pydantic), converted; a
         UsageError naming the key (the flag, or `where`: name as in a config file) otherwise."""
-        if isinstance(value, os.PathLike) and name in ("mask", "model", "config"):
+        if isinstance(value, os.PathLike) and name in ("mask", "kernel", "model", "config"):
             value = os.fspath(value)
         elif isinstance(value, tuple):
             value = list(value)
@@ -154,7 +159,7 @@ class Settings:
         return asdict(self)
 
 
-SOLVER_TITLES = {"ddrm": "DDRM", "ddnm": "DDNM", "diffpir": "DiffPIR", "dps": "DPS"}
+SOLVER_TITLES = {"ddrm": "DDRM", "ddnm": "DDNM", "diffpir": "DiffPIR", "dps": "DPS", "pigdm": "PiGDM"}
 SOLVER_NAMES = tuple(SOLVER_TITLES) + ("nested",) + tuple(f"nested-{n}" for n in SOLVER_TITLES)
 
 
