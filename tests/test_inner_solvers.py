@@ -12,7 +12,7 @@ from degradations import make_operator
 from restore.errors import UsageError
 from restore.settings import Settings
 from restore.settings.build import build_solver
-from solvers import DDNM, DDRM, DPS, SOLVERS, DiffPIR, Nested, NestedDDRM, Run, make_generators
+from solvers import DDNM, DDRM, DPS, SOLVERS, DiffPIR, Nested, NestedDDRM, PiGDM, Run, make_generators
 from solvers.schedule import CLEAN, warp_times
 
 SIZE = 8
@@ -251,7 +251,7 @@ def test_budgets_and_errors():
 def test_settings_name_every_solver():
     prior = gaussian()
     op = operator("sr2")
-    expect = {"ddrm": DDRM, "ddnm": DDNM, "diffpir": DiffPIR, "dps": DPS}
+    expect = {"ddrm": DDRM, "ddnm": DDNM, "diffpir": DiffPIR, "dps": DPS, "pigdm": PiGDM}
     for name, cls in expect.items():
         assert type(build_solver(Settings(solver=name, steps=7).validate(), prior, op)) is cls
         nested = build_solver(Settings(solver=f"nested-{name}").validate(), prior, op)
@@ -309,3 +309,29 @@ def test_clipped_prediction_keeps_x_t_consistent():
     assert torch.allclose(a**0.5 * x0 + (1 - a) ** 0.5 * eps, x_t, atol=1e-10)
     raw = DDRM(ZeroEps(), op).predict(x_t, 999)[1]  # DDRM does not clip (nor does its official code)
     assert raw.abs().max() > 10
+
+
+@pytest.mark.parametrize("task, options", [("sr4", {}), ("inp_box", {}), ("deblur_motion", {"size": 3, "zero_below": 0.0}),
+                                           ("color", {})])
+@pytest.mark.parametrize("sigma_y", [0.0, 0.05])
+def test_pigdm_guidance_is_the_exact_likelihood_score_for_a_unit_variance_prior(task, options, sigma_y):
+    """With x0 ~ N(mu, I), p(x0 | x_t) = N(x0_hat, (1 - a_t) I) exactly, so PiGDM's Gaussian
+    likelihood is exact and its guidance is (1 - a_t) times grad log p(y | x_t), from dense matrices."""
+    g = torch.Generator().manual_seed(0)
+    mu = 0.3 * torch.randn(3, SIZE, SIZE, generator=g, dtype=torch.float64)
+    prior = GaussianPrior(mu, torch.ones_like(mu))
+    op = make_operator(task, SIZE, channels=3, **options).to("cpu", torch.float64)
+    solver = PiGDM(prior, op, steps=10)
+    y = op.observe(draw(prior, batch=2), sigma_y, torch.Generator().manual_seed(1))
+    meas = solver.measure(y, sigma_y)
+    n = op.n
+    H = op.H(torch.eye(n, dtype=torch.float64).view(n, *op.image_shape)).T  # (m, n)
+    s0 = 2 * sigma_y
+    for t in (900, 500, 100):
+        a = solver.schedule.alpha_bar(t)
+        x_t = torch.randn(2, *op.image_shape, generator=g, dtype=torch.float64)
+        guidance, x0_hat = solver.guidance(x_t, t, meas)
+        cov = (1 - a) * H @ H.T + s0**2 * torch.eye(H.shape[0], dtype=torch.float64)
+        residual = y - x0_hat.flatten(1) @ H.T
+        score = a**0.5 * torch.linalg.solve(cov, residual.T).T @ H  # J = sqrt(a) I for a unit-variance prior
+        torch.testing.assert_close(guidance.flatten(1), (1 - a) * score, atol=1e-6, rtol=1e-5)
