@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(normalised to sum 1); circular boundaries")
     parser.add_argument("--model", help=f"'celebahq', {BUNDLED!r}, a diffusers folder or id, or a .ckpt "
                         "(default: celebahq if cached locally, else the bundled prior)")
-    parser.add_argument("--solver", metavar="NAME", help="ddrm, ddnm, diffpir, dps, or nested-<one of them> for "
+    parser.add_argument("--solver", metavar="NAME", help="ddrm, ddnm, diffpir, dps, pigdm, or nested-<one of them> for "
                         "its anytime version (default nested = nested-ddrm)")
     parser.add_argument("--outer", type=int, help="nested solvers: outer steps (anytime previews, default 4)")
     parser.add_argument("--inner", type=parse_inner, metavar="N|N1,N2,..",
