@@ -1,6 +1,6 @@
 """Time building every degradation task and applying its transforms (images 3 x SIZE x SIZE).
 
-Usage: python scripts/bench.py operators [--size 256] [--device cpu|cuda] [--repeats 5]
+Usage: python scripts/bench.py operators [--size 256] [--device cpu|cuda] [--repeats 5] [--tasks deblur_gauss,deblur_motion]
 Prints one line per task: build time, and per-call times of H, Ht, H_pinv, V(Vt(x)) for a batch
 of one image; inp_random's build is expected well under 50 ms at 256 x 256.
 """
@@ -14,6 +14,7 @@ import time
 import torch
 
 from degradations import TASKS, box_mask, make_operator
+from degradations.kernels import disk_kernel
 
 
 def _median_ms(fn, repeats: int, device: str) -> float:
@@ -34,12 +35,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated tasks (default: all)")
     args = parser.parse_args(argv)
     size, device = args.size, args.device
     x = torch.rand(1, 3, size, size, device=device) * 2 - 1
     print(f"{'task':16s} {'build ms':>9s} {'H ms':>7s} {'Ht ms':>7s} {'pinv ms':>8s} {'VVt ms':>7s}  max|V(Vt x)-x|")
-    for task in TASKS:
-        options = {"mask": box_mask(size, size)} if task == "inp_mask" else {}
+    for task in [t.strip() for t in args.tasks.split(",") if t.strip()]:
+        options = {"inp_mask": {"mask": box_mask(size, size)}, "deblur": {"kernel": disk_kernel(3.0)}}.get(task, {})
         build = _median_ms(lambda: make_operator(task, size, 3, **options), args.repeats, "cpu")
         op = make_operator(task, size, 3, **options).to(device)
         y = op.H(x)
