@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from degradations import TASKS, make_operator
+from degradations.kernels import disk_kernel
 from restore.api import restore_image
 from restore.bench.common import SIZE, TimedPrior, get_prior, in_subprocess, network_seconds, sync
 from restore.paths import EXAMPLE_IMAGE as EXAMPLE
@@ -35,7 +36,8 @@ def overhead(args: argparse.Namespace) -> None:
     print("| --- | --- | --- | --- | --- | --- |")
     tasks = list(TASKS) if args.tasks == "all" else args.tasks.split(",")
     for task in tasks:
-        options = {"mask": torch.ones(SIZE, SIZE, dtype=torch.bool)} if task == "inp_mask" else {}
+        options = {"inp_mask": {"mask": torch.ones(SIZE, SIZE, dtype=torch.bool)},
+                   "deblur": {"kernel": disk_kernel(3.0)}}.get(task, {})
         operator = make_operator(task, SIZE, **options)
         x = torch.rand(1, 3, SIZE, SIZE, device=device) * 2 - 1
         y = operator.to(device).observe(x, 0.05, torch.Generator(device).manual_seed(0))

@@ -83,7 +83,8 @@ def build(page: Page) -> gr.Blocks:
                 gr.Examples([[str(EXAMPLE)]], inputs=[upload], outputs=[editor, status], fn=page.load_input,
                             run_on_click=True, cache_examples=False, label="Example (public domain)")
                 with gr.Row():
-                    task = gr.Dropdown(list(TASKS), value="sr4", label="Task", elem_id="task")
+                    # deblur needs a kernel file, which the page does not take (the command line does)
+                    task = gr.Dropdown([t for t in TASKS if t != "deblur"], value="sr4", label="Task", elem_id="task")
                     mode = gr.Radio(["simulation", "observed"], value="simulation", label="Mode",
                                     info="simulation: the input is clean, degrade then restore; observed: the input is "
                                          "the degraded image")
