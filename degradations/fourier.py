@@ -86,6 +86,7 @@ class FourierBlur(SVDOperator):
         self.real_idx, self.pair_idx = _independent(self.height, self.width)
         mag, phase = k_hat.abs(), k_hat.angle()
         s = torch.cat([mag[self.real_idx], mag[self.pair_idx], mag[self.pair_idx]])
+        self.magnitude = s.repeat(self.channels).to(torch.float32)  # every |k_hat|, none zeroed (wiener)
         s = torch.where(s < self.zero_below, torch.zeros_like(s), s)
         self._singulars = s.repeat(self.channels).to(torch.float32)  # channel-major, as the spectral vectors
         self.sign = torch.where(k_hat.real[self.real_idx] < 0, -1.0, 1.0).to(torch.float32)
@@ -139,3 +140,10 @@ class FourierBlur(SVDOperator):
         a, b = self.cos * a - self.sin * b, self.sin * a + self.cos * b  # R(phase)
         image = self._from_real(self.sign * real, a, b, (u.shape[0], self.channels))
         return image.reshape(u.shape[0], -1).to(u.dtype)
+
+    # -- the classical deconvolution ------------------------------------------------------------
+    def wiener(self, y: torch.Tensor, nsr: float) -> torch.Tensor:
+        """The Wiener filter with noise-to-signal ratio `nsr` (restore.quality.baselines): every
+        frequency, those below zero_below included."""
+        m = self.magnitude
+        return self.V(m / (m.square() + nsr) * self.Ut(y))

@@ -47,6 +47,9 @@ TASKS: dict[str, str] = {
               "array; zero_below=3e-2)",
 }
 
+#: the blurs built by the 2-D Fourier transform (degradations.fourier)
+FOURIER_TASKS = ("deblur_motion", "deblur_disk", "deblur")
+
 _SEPARABLE_OPTIONS = {"zero_below", "zero_rule"}
 _OPTIONS: dict[str, set[str]] = {
     "sr_bicubic4": _SEPARABLE_OPTIONS,

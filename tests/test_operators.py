@@ -605,3 +605,18 @@ def test_kernels_are_deterministic_normalised_and_refused_when_broken(tmp_path):
         make_operator("deblur", 8, 1, kernel=torch.tensor([[1.0, -1.0]]))
     with pytest.raises(ValueError, match="deblur needs a kernel"):
         make_operator("deblur", 8)
+
+
+def test_wiener_baseline_inverts_a_well_conditioned_blur_and_damps_the_rest():
+    from restore.quality.baselines import baseline, baseline_names, task_baselines
+
+    op = make_operator("deblur", (8, 9), 3, kernel=torch.tensor([[0.7, 0.3]], dtype=DT)).to(dtype=DT)  # |k_hat| >= 0.4
+    x = rand_image(op)
+    torch.testing.assert_close(op.wiener(op.H(x), 1e-12), x, atol=1e-5, rtol=0)
+    blur = make_operator("deblur_disk", 32, 1, radius=3.0).to(dtype=DT)
+    x = rand_image(blur, batch=1)
+    y = blur.observe(x, 0.05, torch.Generator().manual_seed(0))
+    wiener, pinv = baseline("wiener", blur, y, 0.05), baseline("pinv", blur, y, 0.05)
+    assert float((wiener - x).square().mean()) < float((pinv - x).square().mean())
+    assert baseline_names(blur) == ["pinv", "wiener"] == task_baselines("deblur_disk")
+    assert task_baselines("sr4") == ["pinv", "bicubic"] and task_baselines("deblur_gauss") == ["pinv"]

@@ -81,7 +81,8 @@ def evaluate_batch(settings: Settings, cfg, size: FrameTools, batch, data: Path,
         idx = [i for i, (_, todo) in enumerate(batch) if group in todo]
         if idx:
             sub = torch.tensor(idx, device=device)
-            rows = baseline_rows(size.operator, group, y[sub], x[sub], [rels[i] for i in idx], view=size.frame.view)
+            rows = baseline_rows(size.operator, group, y[sub], x[sub], [rels[i] for i in idx], view=size.frame.view,
+                                 sigma_y=settings.sigma_y)
             for rel, group_rows in rows.items():
                 writer.write(group_rows)
 

@@ -49,7 +49,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from degradations import scale_factor
 from restore.errors import UsageError, WriteError, one_line
 from restore.evaluation.batch import build_frame, evaluate_batch
 from restore.evaluation.distributed import Dist, init_distributed
@@ -66,6 +65,7 @@ from restore.io.locks import FolderLock
 from restore.models.loading import configure
 from restore.models.network import plan_network
 from restore.models.prior import load_prior
+from restore.quality.baselines import task_baselines
 from restore.quality.metrics import lpips_available
 from restore.restoration.seeds import image_seeds
 from restore.restoration.sizing import Frame, simulation_frame
@@ -184,7 +184,7 @@ def _run(settings: Settings, cfg: EvalConfig, images, data: Path, out: Path, dev
     say = (lambda line: None) if cfg.quiet or dist.rank else (lambda line: print(f"note: {line}", file=sys.stderr))
     prior = configure(load_prior(settings.model, device), settings, note=say)
     solver_groups = {s: candidate_groups(s, settings.candidates, oracle_of(cfg.choose)) for s in cfg.solvers}
-    baselines = ["pinv", "bicubic"] if scale_factor(settings.task) > 1 else ["pinv"]
+    baselines = task_baselines(settings.task)
     groups = [g for s in cfg.solvers for g in solver_groups[s]] + baselines
     expected = {g: expected_nfes(g, settings) for g in groups}
     identity = _identity(settings, cfg)

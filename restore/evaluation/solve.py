@@ -155,10 +155,10 @@ def solve_batch(solver, name: str, rels: list[str], x: torch.Tensor, y: torch.Te
 
 
 def baseline_rows(operator, name: str, y: torch.Tensor, x: torch.Tensor, rels: list[str],
-                  view=None) -> dict[str, list[Row]]:
+                  view=None, sigma_y: float = 0.0) -> dict[str, list[Row]]:
     sync(x.device)
     start = time.perf_counter()
-    guess = baseline(name, operator, y)
+    guess = baseline(name, operator, y, sigma_y)
     guess = view(guess) if view is not None else guess
     sync(x.device)
     seconds = time.perf_counter() - start

@@ -84,7 +84,7 @@ class Restoration:
         self._tracked = 0.0
         self._scores: list[dict[str, float | None]] = []
         self.unmeasured = unmeasured_region(job.operator, job.frame.shown)
-        self.baselines = {k: job.frame.view(v).cpu() for k, v in compute_baselines(job.operator, job.y).items()}
+        self.baselines = {k: job.frame.view(v).cpu() for k, v in compute_baselines(job.operator, job.y, job.settings.sigma_y).items()}
         self.baseline_scores = {k: self._score(v.to(job.device), ssim=True)[0] for k, v in self.baselines.items()}
         if job.reference is not None and state is None:
             if not quality.lpips_available():
