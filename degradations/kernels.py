@@ -73,7 +73,7 @@ def load_kernel(path: str | Path) -> torch.Tensor:
         raise ValueError(f"kernel file {path} not found")
     if path.suffix.lower() == ".npy":
         try:
-            a = np.load(path, allow_pickle=False)
+            a = np.load(path, allow_pickle=False, mmap_mode="r")  # the header first: a huge array is not read
         except (ValueError, OSError) as error:
             raise ValueError(f"cannot read kernel {path.name}: {error}") from None
         if a.ndim != 2 or not np.issubdtype(a.dtype, np.number):
@@ -92,4 +92,4 @@ def load_kernel(path: str | Path) -> torch.Tensor:
     if max(a.shape) > MAX_KERNEL_SIDE:
         raise ValueError(f"kernel {path.name} is {a.shape[1]}x{a.shape[0]}: a blur kernel is at most "
                          f"{MAX_KERNEL_SIDE} pixels a side")
-    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64))
+    return torch.from_numpy(np.array(a, dtype=np.float64))  # a copy: the .npy may be memory-mapped

@@ -595,6 +595,9 @@ def test_kernels_are_deterministic_normalised_and_refused_when_broken(tmp_path):
     assert op.notes == ["the blur kernel summed to 30; normalised to sum 1"]
     Image.fromarray(np.eye(9, dtype=np.uint8) * 255).save(tmp_path / "k.png")
     torch.testing.assert_close(load_kernel(tmp_path / "k.png"), torch.eye(9, dtype=DT) * 255)
+    np.save(tmp_path / "huge.npy", np.zeros((4000, 300), np.float32))
+    with pytest.raises(ValueError, match="at most 255 pixels"):
+        load_kernel(tmp_path / "huge.npy")
     np.save(tmp_path / "bad.npy", np.ones((2, 2, 2)))
     for bad, why in ((tmp_path / "bad.npy", "one 2-D array"), (tmp_path / "nope.npy", "not found")):
         with pytest.raises(ValueError, match=why):
