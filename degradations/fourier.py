@@ -47,6 +47,19 @@ def _independent(h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
     return self_conj.flatten().nonzero()[:, 0], paired.flatten().nonzero()[:, 0]
 
 
+def _mirrors(h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(dst, src) into the flattened rfft2 grid: in the edge columns (0, and w / 2 for even w) the
+    rows u > h / 2 are the conjugates of rows h - u, which `_independent` does not keep; irfft2
+    needs them filled in."""
+    wr = w // 2 + 1
+    u = torch.arange(h // 2 + 1, h)
+    dst, src = [], []
+    for v in [0] + ([w // 2] if w % 2 == 0 and w > 1 else []):
+        dst.append(u * wr + v)
+        src.append((h - u) * wr + v)
+    return torch.cat(dst), torch.cat(src)
+
+
 def kernel_spectrum(kernel: torch.Tensor, h: int, w: int) -> torch.Tensor:
     """k_hat on the (h, w // 2 + 1) rfft2 grid of a kernel centred at (kh // 2, kw // 2)."""
     kh, kw = kernel.shape
@@ -84,6 +97,7 @@ class FourierBlur(SVDOperator):
         self.measurement_shape = (self.channels, self.height, self.width)
         k_hat = kernel_spectrum(k, self.height, self.width).flatten()
         self.real_idx, self.pair_idx = _independent(self.height, self.width)
+        self.mirror_dst, self.mirror_src = _mirrors(self.height, self.width)
         mag, phase = k_hat.abs(), k_hat.angle()
         s = torch.cat([mag[self.real_idx], mag[self.pair_idx], mag[self.pair_idx]])
         self.magnitude = s.repeat(self.channels).to(torch.float32)  # every |k_hat|, none zeroed (wiener)
@@ -104,16 +118,8 @@ class FourierBlur(SVDOperator):
                         else torch.complex128, device=real.device)
         c[..., self.real_idx] = real.to(c.dtype)
         c[..., self.pair_idx] = torch.complex(a, b).to(c.dtype) / math.sqrt(2)
-        # irfft2 rebuilds the redundant conjugates of the edge columns from the kept half
-        c = c.view(*shape, h, w // 2 + 1)
-        edge_cols = [0] + ([w // 2] if w % 2 == 0 else [])
-        for v in edge_cols:
-            col = c[..., :, v]
-            u = torch.arange(1, h, device=c.device)
-            upper = u >= (h + 1) // 2  # the conjugates of the kept u < h / 2 (h / 2 itself is real)
-            mirror = (h - u[upper]) % h
-            col[..., u[upper]] = col[..., mirror].conj()
-        return torch.fft.irfft2(c, s=(h, w), norm="ortho")
+        c[..., self.mirror_dst] = c[..., self.mirror_src].conj()  # the edge columns' redundant conjugates
+        return torch.fft.irfft2(c.view(*shape, h, w // 2 + 1), s=(h, w), norm="ortho")
 
     def _split(self, v: torch.Tensor):
         B, C = v.shape[0], self.channels

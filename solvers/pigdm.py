@@ -54,10 +54,10 @@ class PiGDM(StepSolver):
             x = x_t.detach().requires_grad_(True)
             eps = self.prior(x, self.schedule.t_batch(t, x.shape[0], x.device)).to(x.dtype)
             x0_hat = (x - (1 - a) ** 0.5 * eps) / a**0.5
-            v0 = op.add_zeros(op.Vt(x0_hat.detach())[:, : op.m])
             c = meas.sigma_0**2 / (1 - a)
             weight = torch.where(meas.measured, meas.s / (meas.s.square() + c).clamp_min(1e-30), torch.zeros_like(meas.s))
-            direction = op.V(weight * (meas.u_y - meas.s * v0))  # H^T (H H^T + c I)^-1 (y - H x0_hat)
+            residual = meas.u_y - meas.s * op.Vt(x0_hat.detach())  # U^T (y - H x0_hat), s padded with zeros
+            direction = op.V(weight * residual)  # H^T (H H^T + c I)^-1 (y - H x0_hat)
             (g,) = torch.autograd.grad(x0_hat, x, grad_outputs=direction)  # one backward pass (a VJP)
         return g, x0_hat.detach()
 

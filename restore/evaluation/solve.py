@@ -27,6 +27,7 @@ import torch
 from restore.evaluation.rows import Row
 from restore.quality.baselines import baseline
 from restore.quality.metrics import compute_all, lpips
+from restore.restoration.regions import in_frame
 from restore.restoration.seeds import candidate_seed
 from solvers import Run, make_generators
 
@@ -140,7 +141,7 @@ def solve_batch(solver, name: str, rels: list[str], x: torch.Tensor, y: torch.Te
                     continue
                 if oracle == "regions":
                     cells = cell_picks(view(record.x0[first : first + k_count]), x[b : b + 1], masks)
-                    full = [_in_frame(m, record.x0.shape[-2:]) for m in masks]
+                    full = [in_frame(m, tuple(record.x0.shape[-2:])) for m in masks]
                     run.choose_regions(list(zip(cells, full)), rest=picks[b], image=b)
                 else:
                     run.choose(picks[b], image=b)
@@ -165,11 +166,3 @@ def baseline_rows(operator, name: str, y: torch.Tensor, x: torch.Tensor, rels: l
     scores = score(guess, x)
     return {rel: [_row(rel, name, 0, scores, i, seconds)] for i, rel in enumerate(rels)}
 
-
-def _in_frame(mask: torch.Tensor, shape) -> torch.Tensor:
-    """A mask of the shown part extended to the solver's frame (padding: the nearest shown pixel)."""
-    h, w = shape
-    if tuple(mask.shape) == (h, w):
-        return mask
-    return torch.nn.functional.pad(mask[None, None].float(), (0, w - mask.shape[1], 0, h - mask.shape[0]),
-                                   mode="replicate")[0, 0] > 0.5

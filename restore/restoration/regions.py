@@ -65,12 +65,13 @@ def read_mask(mask: Any, shown: tuple[int, int]) -> torch.Tensor:
     return m.cpu()
 
 
-def in_frame(mask: torch.Tensor, frame: Frame) -> torch.Tensor:
-    """A mask at the shown size extended to the run's frame (an srN task's padding takes the
-    nearest shown pixel's value)."""
-    if not frame.padded:
+def in_frame(mask: torch.Tensor, frame: Frame | tuple[int, int]) -> torch.Tensor:
+    """A mask at the shown size extended to the run's frame, a Frame or its (height, width) (an
+    srN task's padding takes the nearest shown pixel's value)."""
+    h, w = (frame.height, frame.width) if isinstance(frame, Frame) else frame
+    if tuple(mask.shape) == (h, w):
         return mask
-    pad = (0, frame.width - mask.shape[1], 0, frame.height - mask.shape[0])
+    pad = (0, w - mask.shape[1], 0, h - mask.shape[0])
     return F.pad(mask[None, None].float(), pad, mode="replicate")[0, 0] > 0.5
 
 
