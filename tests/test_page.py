@@ -88,13 +88,24 @@ def page(browser, server):
     assert not outside, f"the page asked for something beyond this machine: {outside}"
 
 
+def choose(pg, elem_id: str, value: str):
+    """Pick `value` in a dropdown by clicking its option (pressing Enter in the filter box can
+    race the list's update and keep the old value), then wait until the box shows it."""
+    from playwright.sync_api import expect
+
+    box = pg.locator(f"#{elem_id} input")
+    box.click()
+    box.fill(value)
+    pg.locator(f"#{elem_id} [role=option]", has_text=value).first.click()
+    expect(box).to_have_value(value)
+
+
 def setup_run(pg, candidates: int = 1, outer: int = 3, inner: int = 2):
     from playwright.sync_api import expect
 
     pg.locator("#upload input[type=file]").set_input_files(str(EXAMPLE))
     expect(pg.locator("#status")).to_contain_text("Loaded face.png")
-    pg.locator("#model input").fill("slow-tiny")
-    pg.locator("#model input").press("Enter")
+    choose(pg, "model", "slow-tiny")
     pg.locator("#outer input").fill(str(outer))
     pg.locator("#inner input").fill(str(inner))
     if candidates > 1:
