@@ -1,13 +1,15 @@
-"""Linear degradations as SVD operators H = U diag(s) V^T (DDRM, Kawar et al. 2022).
+"""Linear degradations as SVD operators H = U diag(s) V^T (DDRM, Kawar et al. 2022), and
+operators known only through H and H^T (`LinearOperator`, `MatrixOperator`: DPS and DiffPIR).
 
 Images (B, C, H, W) on [-1, 1]; spectral vectors (B, n); measurements (B, m); sigma_y on the
 [0, 1] pixel scale in public APIs (`pixel_sigma_to_model` doubles it for the [-1, 1] scale).
 """
 
-from degradations.base import SVDOperator, check_divisible, pixel_sigma_to_model
+from degradations.base import SVDOperator, check_divisible
 from degradations.colorization import Colorization
 from degradations.denoising import Denoising
 from degradations.inpainting import Inpainting
+from degradations.linear import LinearOperator, MatrixOperator, pixel_sigma_to_model
 from degradations.masks import box_mask, load_mask, random_mask, text_mask
 from degradations.registry import TASKS, make_operator, scale_factor
 from degradations.separable import (
@@ -23,6 +25,8 @@ from degradations.superres import BlockAverageSR
 
 __all__ = [
     "SVDOperator",
+    "LinearOperator",
+    "MatrixOperator",
     "TASKS",
     "make_operator",
     "scale_factor",

@@ -1,7 +1,8 @@
 """The SVD form of a linear degradation H = U diag(s) V^T (DDRM, Kawar et al. 2022, sec. 3.3).
 
 An operator never builds H as a matrix. Subclasses implement the four orthogonal transforms and
-the singular values; everything else (H, H^T, H^+, noisy observation) is derived here once.
+the singular values; H, H^T and H^+ are derived here once (noisy observation, the measurement
+image and device moves: degradations.linear, the base of every operator).
 
 Shapes and scales, for every operator:
 - images x: (B, C, H, W) float, pixel values on the [-1, 1] scale;
@@ -19,28 +20,16 @@ from typing import Sequence
 
 import torch
 
-from degradations.noise import Generators, randn
+from degradations.linear import LinearOperator
 
 
-def pixel_sigma_to_model(sigma_y: float) -> float:
-    """Noise std on the [0, 1] pixel scale -> std on the [-1, 1] scale the model works in."""
-    if sigma_y < 0:
-        raise ValueError(f"sigma_y must be >= 0 (got {sigma_y}); it is a std on the [0, 1] pixel scale")
-    return 2.0 * float(sigma_y)
-
-
-class SVDOperator:
+class SVDOperator(LinearOperator):
     """Base class of H = U diag(s) V^T with orthogonal U (m x m) and V (n x n).
 
     Subclasses set `channels`, `height`, `width`, `measurement_shape` (C', H', W' of the
     measurement image, prod = m) and implement `V`, `Vt`, `U`, `Ut`, `singulars`.
     Tensor attributes are moved together by `to()`.
     """
-
-    channels: int
-    height: int
-    width: int
-    measurement_shape: tuple[int, int, int]
 
     # -- what a subclass provides -------------------------------------------------------------
     def V(self, v: torch.Tensor) -> torch.Tensor:
@@ -66,19 +55,6 @@ class SVDOperator:
         return self._singulars
 
     # -- derived ------------------------------------------------------------------------------
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return (self.channels, self.height, self.width)
-
-    @property
-    def n(self) -> int:
-        return self.channels * self.height * self.width
-
-    @property
-    def m(self) -> int:
-        c, h, w = self.measurement_shape
-        return c * h * w
-
     def add_zeros(self, u: torch.Tensor) -> torch.Tensor:
         """Pad a (B, m) spectral vector with zeros to (B, n)."""
         return torch.nn.functional.pad(u, (0, self.n - u.shape[1]))
@@ -98,47 +74,6 @@ class SVDOperator:
         s = self.singulars()
         inv = torch.where(s > 0, 1.0 / s.clamp_min(torch.finfo(s.dtype).tiny), torch.zeros_like(s))
         return self.V(self.add_zeros(inv * self.Ut(y)))
-
-    def observe(
-        self, x: torch.Tensor, sigma_y: float = 0.0, generator: Generators = None
-    ) -> torch.Tensor:
-        """y = H x + noise, noise std `sigma_y` on the [0, 1] pixel scale (2 sigma_y on [-1, 1]).
-
-        `generator`: one torch.Generator, a list with one per image, or None."""
-        y = self.H(x)
-        sigma = pixel_sigma_to_model(sigma_y)
-        if sigma > 0:
-            y = y + sigma * randn((self.m,), x.shape[0], generator, device=y.device, dtype=y.dtype)
-        return y
-
-    def to_image(self, y: torch.Tensor) -> torch.Tensor:
-        """The measurement as a viewable image (B, C', H', W') on [-1, 1]: by default a reshape
-        to `measurement_shape` (low-resolution image, grey image, blurred image)."""
-        return y.reshape(y.shape[0], *self.measurement_shape)
-
-    def from_image(self, image: torch.Tensor) -> torch.Tensor:
-        """Inverse of `to_image`: a measurement image (B, C', H', W') -> measurement (B, m)."""
-        expected = tuple(self.measurement_shape)
-        if tuple(image.shape[1:]) != expected:
-            raise ValueError(
-                f"measurement image has shape {tuple(image.shape[1:])}, this operator expects {expected}"
-            )
-        return image.reshape(image.shape[0], -1)
-
-    # -- device handling ----------------------------------------------------------------------
-    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None):
-        """Move every tensor attribute (floating ones also to `dtype`); returns self."""
-        for name, value in vars(self).items():
-            if isinstance(value, torch.Tensor):
-                if value.is_floating_point():
-                    setattr(self, name, value.to(device=device, dtype=dtype))
-                else:
-                    setattr(self, name, value.to(device=device))
-        return self
-
-    def __repr__(self) -> str:
-        c, h, w = self.image_shape
-        return f"{type(self).__name__}(image={c}x{h}x{w}, m={self.m})"
 
 
 def check_divisible(size: Sequence[int], factor: int, task: str) -> None:

@@ -8,7 +8,9 @@ Each step (one network call):
   eps_hat = (x_t - sqrt(a_t) x0_hat) / sqrt(1 - a_t)                           (line 5)
   x_t'    = sqrt(a') x0_hat + sqrt(1 - a') (sqrt(1 - zeta) eps_hat + sqrt(zeta) z)  (line 7, eq. 15)
 The data step has a closed form in the SVD basis: component i becomes
-(s_i u_i + rho v0_i) / (s_i^2 + rho) where measured, v0_i elsewhere.
+(s_i u_i + rho v0_i) / (s_i^2 + rho) where measured, v0_i elsewhere. For an operator known only
+through H and H^T (degradations.linear) it is the solve (H^T H + rho I) x = H^T y + rho x0 by
+conjugate gradients from x0 (solvers.cg.proximal; `cg_iterations` at most, each one H and one H^T).
 
 Scales and defaults, as in the released code: sigma_t = sqrt(1 - a_t) / sqrt(a_t) (the model's
 [-1, 1] scale) and sigma_n the measurement noise std on the [0, 1] pixel scale, floored at 0.001
@@ -24,9 +26,10 @@ from __future__ import annotations
 import torch
 
 from degradations.noise import Generators, randn
+from solvers.cg import ITERATIONS, TOLERANCE, proximal
 from solvers.records import Prior
 from solvers.schedule import CLEAN
-from solvers.step import SpectralMeasurement, StepSolver
+from solvers.step import Measurement, SpectralMeasurement, StepSolver
 
 SIGMA_FLOOR = 0.001  # the released code's max(0.001, sigma_n), on the [0, 1] scale
 
@@ -35,17 +38,24 @@ class DiffPIR(StepSolver):
     """DiffPIR with `steps` network calls. lambda_: weight of the prior term in rho_t (1.0);
     zeta: share of fresh noise in the re-noising step (0.1). The network's x0 is clipped to
     [-1, 1] before the data step, as in the released code (clip_denoised): at t = 999 an
-    unclipped x0 reaches |x0| ~ 50 and costs 1 to 3 dB at 20 calls (scripts/bench.py peers)."""
+    unclipped x0 reaches |x0| ~ 50 and costs 1 to 3 dB at 20 calls (scripts/bench.py peers).
+    cg_iterations, cg_tolerance: the most conjugate-gradient iterations of a data step and the
+    relative residual that ends it, for an operator without an SVD (unused otherwise)."""
 
     clip_x0 = True
+    matrix_free = True
 
-    def __init__(self, prior: Prior, operator, steps: int = 20, lambda_: float = 1.0, zeta: float = 0.1):
+    def __init__(self, prior: Prior, operator, steps: int = 20, lambda_: float = 1.0, zeta: float = 0.1,
+                 cg_iterations: int = ITERATIONS, cg_tolerance: float = TOLERANCE):
         super().__init__(prior, operator, steps)
         if lambda_ <= 0:
             raise ValueError(f"lambda_ must be > 0, got {lambda_}")
         if not 0.0 <= zeta <= 1.0:
             raise ValueError(f"zeta must lie in [0, 1], got {zeta}")
+        if cg_iterations < 1 or not cg_tolerance > 0:
+            raise ValueError(f"cg_iterations must be >= 1 and cg_tolerance > 0, got {cg_iterations}, {cg_tolerance}")
         self.lambda_, self.zeta = lambda_, zeta
+        self.cg_iterations, self.cg_tolerance = cg_iterations, cg_tolerance
 
     def start(self, calls: int) -> int:
         return self.schedule.T - 1
@@ -59,24 +69,32 @@ class DiffPIR(StepSolver):
             raise ValueError(f"cannot fit {calls} distinct steps between t={t_start} and 0")
         return times + [CLEAN]
 
+    def rho(self, sigma_0: float, t: int) -> float:
+        """rho_t = lambda sigma_n^2 / sigma_t^2 (eq. 13), sigma_n on the [0, 1] scale, floored."""
+        return self.lambda_ * max(SIGMA_FLOOR, sigma_0 / 2) ** 2 / self.schedule.sigma(t) ** 2
+
     coefficient_count = 2
 
     def coefficients(self, meas: SpectralMeasurement, pairs: list[tuple[int, int]]) -> tuple[torch.Tensor, ...]:
         """(W, F), each (K, n): the data step (eq. 13's closed form) is x0_hat = V(W v0 + F u_y),
-        W = rho / (s^2 + rho) and F = s / (s^2 + rho) where measured, W = 1 and F = 0 elsewhere,
-        rho_t = lambda sigma_n^2 / sigma_t^2."""
-        sigma_n = max(SIGMA_FLOOR, meas.sigma_0 / 2)
-        rho = meas.column(self.lambda_ * sigma_n**2 / self.schedule.sigma(t) ** 2 for t, _ in pairs)
+        W = rho / (s^2 + rho) and F = s / (s^2 + rho) where measured, W = 1 and F = 0 elsewhere."""
+        rho = meas.column(self.rho(meas.sigma_0, t) for t, _ in pairs)
         denominator = meas.s.square() + rho
         w = torch.where(meas.measured, rho / denominator, 1.0)
         return w, torch.where(meas.measured, meas.s / denominator, 0.0)
 
-    def step(self, x_t: torch.Tensor, t: int, t_next: int, meas: SpectralMeasurement,
+    def data_step(self, x0: torch.Tensor, meas: SpectralMeasurement | Measurement, t: int, t_next: int) -> torch.Tensor:
+        """x0_hat = argmin_x ||y - H x||^2 + rho_t ||x - x0||^2 (Alg. 1, line 4; eq. 13)."""
+        if isinstance(meas, Measurement):
+            return proximal(self.operator, meas.y, x0, self.rho(meas.sigma_0, t), self.cg_iterations, self.cg_tolerance)
+        w, f = self.step_coefficients(meas, t, t_next)
+        return self.operator.V(torch.mul(self.operator.Vt(x0), w).addcmul_(f, meas.u_y))
+
+    def step(self, x_t: torch.Tensor, t: int, t_next: int, meas: SpectralMeasurement | Measurement,
              generator: Generators) -> tuple[torch.Tensor, torch.Tensor]:
         """One step t -> t_next (one network call). Returns (x_{t_next}, x0_hat)."""
         _, x0 = self.predict(x_t, t, eps=False)
-        w, f = self.step_coefficients(meas, t, t_next)
-        x0_hat = self.operator.V(torch.mul(self.operator.Vt(x0), w).addcmul_(f, meas.u_y))  # line 4
+        x0_hat = self.data_step(x0, meas, t, t_next)  # line 4
         if t_next == CLEAN:
             return x0_hat, x0_hat
         # line 7 with line 5's eps_hat = (x_t - sqrt(a) x0_hat) / sqrt(1 - a) written out:

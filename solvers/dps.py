@@ -8,7 +8,8 @@ Each step (one network call, plus one backward pass through the network):
 with the released code's step size: the gradient of the residual's norm (not its square) times
 zeta = 1.0 (the paper's FFHQ setting; its zeta_i = zeta' / ||y - A(x0_hat)||). On a strided
 grid t -> t' the posterior is the DDPM one with beta = 1 - a_t / a_t' (DDIM with eta = 1).
-The measurement noise sigma_y enters only through y: DPS's step does not use its value.
+The measurement noise sigma_y enters only through y: DPS's step does not use its value. It needs
+only H (and autograd through it), so it takes an operator without an SVD as well (degradations.linear).
 
 Cost: the gradient needs a backward pass through the network at every call, about 2 to 3
 times a forward call's time and the activations' memory (scripts/bench.py peers measures it).
@@ -22,13 +23,15 @@ import torch
 from degradations.noise import Generators, randn
 from solvers.records import Prior
 from solvers.schedule import CLEAN
-from solvers.step import SpectralMeasurement, StepSolver
+from solvers.step import Measurement, SpectralMeasurement, StepSolver
 
 
 class DPS(StepSolver):
     """DPS with `steps` network calls evenly spaced from T - 1 = 999 down to 0.
 
     zeta: step size of the measurement gradient (1.0)."""
+
+    matrix_free = True
 
     def __init__(self, prior: Prior, operator, steps: int = 20, zeta: float = 1.0):
         super().__init__(prior, operator, steps)
@@ -39,7 +42,7 @@ class DPS(StepSolver):
     def start(self, calls: int) -> int:
         return self.schedule.T - 1
 
-    def step(self, x_t: torch.Tensor, t: int, t_next: int, meas: SpectralMeasurement,
+    def step(self, x_t: torch.Tensor, t: int, t_next: int, meas: SpectralMeasurement | Measurement,
              generator: Generators) -> tuple[torch.Tensor, torch.Tensor]:
         """One step t -> t_next (one network call and its backward pass). Returns (x_{t_next}, x0_hat)."""
         a = self.schedule.alpha_bar(t)

@@ -12,7 +12,8 @@ grid(start(steps), steps), every call an anytime output. `solvers.nested.Nested`
 `step` on grid(t, n) from an outer state x_t, for any n and t, so a new solver needs nothing more.
 
 Every solver here works on `SVDOperator`s and receives the measurement once as a
-`SpectralMeasurement`; x is on the model's [-1, 1] scale and sigma_y on the [0, 1] pixel scale
+`SpectralMeasurement`; those that need only H and H^T (`matrix_free`: DPS, DiffPIR) also take an
+operator known only through them (degradations.linear), with a `Measurement`; x is on the model's [-1, 1] scale and sigma_y on the [0, 1] pixel scale
 (2 sigma_y on [-1, 1], `sigma_0` below).
 
 A step's update is element-wise in V's coordinates, with per-component coefficients that depend
@@ -32,9 +33,11 @@ from typing import Iterable
 
 import torch
 
-from degradations.base import pixel_sigma_to_model
+from degradations.base import SVDOperator
+from degradations.linear import pixel_sigma_to_model
 from degradations.noise import Generators, randn
 from solvers.base import Sampler
+from solvers.cg import least_squares
 from solvers.records import Prior, Record, StepCalls, carried, carry
 from solvers.schedule import CLEAN, ddrm_start, linear_times
 
@@ -67,6 +70,18 @@ class SpectralMeasurement:
         return torch.tensor(list(values), dtype=self.s.dtype, device=self.s.device)[:, None]
 
 
+@dataclass
+class Measurement:
+    """The measurement for an operator known only through H and H^T, computed once per restoration:
+    y (B, m); sigma_0: its noise std on the [-1, 1] scale; x_start (B, C, H, W): H^+ y as
+    conjugate gradients approximate it (solvers.cg.least_squares), the image the first state is
+    drawn around."""
+
+    y: torch.Tensor
+    sigma_0: float
+    x_start: torch.Tensor
+
+
 class StepSolver(Sampler):
     """Base of the one-call-per-step solvers: `steps` network calls, each an anytime output.
 
@@ -75,9 +90,14 @@ class StepSolver(Sampler):
     `coefficient_count` saying how many tensors it returns."""
 
     coefficient_count: int = 0
+    #: whether the steps need only H and H^T, so that any degradations.LinearOperator will do
+    matrix_free: bool = False
 
     def __init__(self, prior: Prior, operator, steps: int = 20):
         super().__init__(prior, operator)
+        if not (self.matrix_free or isinstance(operator, SVDOperator)):
+            raise TypeError(f"{type(self).__name__} needs the operator's SVD (a degradations.SVDOperator), and "
+                            f"{operator!r} gives only H and H^T: use DPS or DiffPIR, which need nothing more")
         if steps < 1:
             raise ValueError(f"steps must be >= 1, got {steps}")
         self.steps = steps
@@ -95,12 +115,13 @@ class StepSolver(Sampler):
         """`calls` call times from t_start down to 0, then CLEAN (evenly spaced)."""
         return linear_times(t_start, calls)
 
-    def initial_state(self, meas: SpectralMeasurement, t: int, generator: Generators) -> torch.Tensor:
+    def initial_state(self, meas: SpectralMeasurement | Measurement, t: int, generator: Generators) -> torch.Tensor:
         """x_t ~ N(sqrt(a_t) H^+ y, (1 - a_t) I): the forward process from the pseudo-inverse
         (at t = 950 its weight sqrt(a_t) is 0.01: practically pure noise)."""
         a = self.schedule.alpha_bar(t)
-        z = randn(self.operator.image_shape, meas.u_y.shape[0], generator, meas.u_y.device, meas.u_y.dtype)
-        return torch.add(self.operator.V(meas.y_bar) * a**0.5, z, alpha=(1 - a) ** 0.5)  # V may be a view
+        pinv = self.operator.V(meas.y_bar) if isinstance(meas, SpectralMeasurement) else meas.x_start
+        z = randn(self.operator.image_shape, pinv.shape[0], generator, pinv.device, pinv.dtype)
+        return torch.add(pinv * a**0.5, z, alpha=(1 - a) ** 0.5)  # V may be a view
 
     def coefficients(self, meas: SpectralMeasurement, pairs: list[Pair]) -> tuple[torch.Tensor, ...]:
         """The per-component coefficients of the steps `pairs` (t, t_next): one (K, n) tensor
@@ -108,10 +129,14 @@ class StepSolver(Sampler):
         return ()
 
     # -- the measurement ----------------------------------------------------------------------
-    def measure(self, y: torch.Tensor, sigma_y: float, pairs: Iterable[Pair] | None = None) -> SpectralMeasurement:
+    def measure(self, y: torch.Tensor, sigma_y: float,
+                pairs: Iterable[Pair] | None = None) -> SpectralMeasurement | Measurement:
         """The measurement in V's coordinates, with the coefficients of the steps `pairs`
-        (default: this solver's own run, times[k] -> times[k + 1]) computed at once."""
+        (default: this solver's own run, times[k] -> times[k + 1]) computed at once; for an
+        operator without an SVD, the measurement as it is (`Measurement`)."""
         op = self.operator
+        if not isinstance(op, SVDOperator):
+            return Measurement(y, pixel_sigma_to_model(sigma_y), least_squares(op, y))
         s = op.add_zeros(op.singulars()[None])[0]
         measured = s > 0
         u_y = op.add_zeros(op.Ut(y))

@@ -2,6 +2,7 @@
 
     python scripts/bench.py peers --data DIR [--limit 4] [--tasks sr4,inp_box,deblur_gauss,deno]
                                   [--nfe 20] [--out peers.json] [--device auto]
+    python scripts/bench.py peers --data DIR --tasks deblur_motion,deblur_disk --sigma-y 0.05  # + BlurFFT
 
 Every method runs on the bundled prior at the same number of network calls (--nfe, counted by a
 counter around the network, reported in the table), on the same held-out images and the same
@@ -18,6 +19,11 @@ How deepinv is given the same problem:
   singular values, zero-padded to n, as `mask`), so both libraries see one H. deepinv works on
   [0, 1] images: H((x + 1) / 2) = (H x + H 1) / 2, so y01 = (y + H 1) / 2 is the same noisy
   measurement (noise std sigma_y on [0, 1] in both); the script checks A(x01) against it.
+- Fourier blurs (deblur_motion, deblur_disk, deblur). Also deepinv's own `BlurFFT` with the same
+  kernel (its rows say "BlurFFT"): every frequency measured, its own FFT prox and pseudo-inverse.
+  For these tasks y is the exact circular blur, every frequency (the project's H leaves out those
+  with |k_hat| < 3e-2, which its solvers count as unmeasured and so ignore in y); the script
+  checks BlurFFT's A(x01) against it.
 - Seeds. Per image, image_seeds(0, name) (restore.restoration.seeds) gives the observation seed (noise of
   y) and one sampler seed shared by every method: a torch.Generator for the project's solvers,
   torch.manual_seed for deepinv's (they draw from the global generator).
@@ -59,6 +65,7 @@ import numpy as np
 import torch
 
 from degradations import make_operator
+from degradations.fourier import FourierBlur
 from restore.bench.common import sync
 from restore.evaluation.images import find_images, load_batch
 from restore.io.atomic import write_json
@@ -127,6 +134,13 @@ def deepinv_physics(dinv, op, sigma01: float, exact_prox: bool = False):
                    noise_model=dinv.physics.GaussianNoise(sigma=sigma01))
 
 
+def fft_physics(dinv, op, sigma01: float, exact_prox: bool = False):
+    """deepinv's own BlurFFT with the Fourier operator's kernel (exact_prox: unused, BlurFFT's
+    prox is its FFT closed form)."""
+    return dinv.physics.BlurFFT(img_size=op.image_shape, filter=op.kernel[None, None].to(op.cos),
+                                noise_model=dinv.physics.GaussianNoise(sigma=sigma01), device=op.cos.device)
+
+
 def methods(dinv, prior, nfe: int, device: torch.device):
     """The counter and (library, solver, run(op, y, y01, sigma_y, seed) -> image on [-1, 1])."""
     counted = CountingPrior(prior)
@@ -136,12 +150,17 @@ def methods(dinv, prior, nfe: int, device: torch.device):
             return cls(counted, op, steps=nfe).restore(y, sigma_y, make_generators([seed], y.device))
         return run
 
-    def theirs(make, told=1.0, noise_factor=1.0, shift=0.0, exact_prox=False):
+    def theirs(make, told=1.0, noise_factor=1.0, shift=0.0, exact_prox=False, physics_of=deepinv_physics):
         def run(op, y, y01, sigma_y, seed):
+            if physics_of is fft_physics and not isinstance(op, FourierBlur):
+                return None  # BlurFFT rows: Fourier blurs only
             torch.manual_seed(seed)  # deepinv's samplers draw from torch's global generator
             model = make(PriorDenoiser(counted, told, shift), sigma_y)
-            physics = deepinv_physics(dinv, op, sigma_y * noise_factor, exact_prox)
-            return 2 * (model(y01 - shift * (2 * y01 - y), physics) + shift) - 1  # 2 y01 - y = H 1
+            physics = physics_of(dinv, op, sigma_y * noise_factor, exact_prox)
+            y_in = y01 - shift * (2 * y01 - y)  # 2 y01 - y = H 1
+            if physics_of is fft_physics:  # BlurFFT takes the blurred image, not a flat vector
+                y_in = y_in.view(-1, *op.measurement_shape)
+            return 2 * (model(y_in, physics) + shift) - 1
         return run
 
     def diffpir(lambda_):
@@ -159,6 +178,12 @@ def methods(dinv, prior, nfe: int, device: torch.device):
         ("ours", "DiffPIR", ours(DiffPIR)),
         ("deepinv", "DiffPIR", theirs(diffpir(7.0))),
         ("deepinv", "DiffPIR matched", theirs(diffpir(0.5), exact_prox=True)),
+        ("deepinv", "DDRM BlurFFT", theirs(lambda d, s: dinv.sampling.DDRM(d, sigmas=np.linspace(1, 0, nfe)),
+                                           physics_of=fft_physics)),
+        ("deepinv", "DDRM matched BlurFFT", theirs(lambda d, s: dinv.sampling.DDRM(d, sigmas=r2 * ddrm_levels),
+                                                   told=1 / r2, noise_factor=r2, shift=0.5, physics_of=fft_physics)),
+        ("deepinv", "DiffPIR BlurFFT", theirs(diffpir(7.0), physics_of=fft_physics)),
+        ("deepinv", "DiffPIR matched BlurFFT", theirs(diffpir(0.5), physics_of=fft_physics)),
         ("ours", "DPS", ours(DPS)),
         ("deepinv", "DPS", theirs(lambda d, s: dinv.sampling.DPS(d, num_steps=nfe + 1))),
     ]
@@ -205,14 +230,19 @@ def main(argv: list[str] | None = None) -> int:
     for task in args.tasks.split(","):
         sigma_y = DENO_SIGMA if task == "deno" else args.sigma_y
         op = make_operator(task, args.size).to(device)
+        fourier = isinstance(op, FourierBlur)
+        truth = FourierBlur(3, args.size, args.size, op.kernel, zero_below=0).to(device) if fourier else op
         h_one = op.H(torch.ones(1, 3, args.size, args.size, device=device))
         results = {(lib, name): [] for lib, name, _ in runs}
         for i, name in enumerate(names):
             x = x_all[i : i + 1]
             obs_seed, sampler_seed = image_seeds(SEED, name)
-            y = op.observe(x, sigma_y, make_generators([obs_seed], device))
+            y = truth.observe(x, sigma_y, make_generators([obs_seed], device))
             y01 = (y + h_one) / 2
             gap = (deepinv_physics(dinv, op, 0.0).A((x + 1) / 2) - (op.H(x) + h_one) / 2).abs().max().item()
+            if fourier:
+                a01 = fft_physics(dinv, op, 0.0).A((x + 1) / 2).flatten(1)
+                gap = max(gap, (a01 - (truth.H(x) + h_one) / 2).abs().max().item())
             if gap > 1e-4:
                 raise AssertionError(f"{task}: deepinv's A(x01) differs from the project's H by {gap:.2e}")
             for lib, solver, run in runs:
@@ -220,7 +250,11 @@ def main(argv: list[str] | None = None) -> int:
                 sync(device)
                 start = time.perf_counter()
                 try:
-                    out = run(op, y, y01, sigma_y, sampler_seed).detach()
+                    out = run(op, y, y01, sigma_y, sampler_seed)
+                    if out is None:  # not run on this task
+                        results.pop((lib, solver), None)
+                        continue
+                    out = out.detach()
                 except Exception as exc:  # a peer's failure is a result too
                     results[lib, solver].append({"image": name, "error": f"{type(exc).__name__}: {exc}"})
                     print(f"  {task} {lib} {solver} {name}: FAILED {type(exc).__name__}: {exc}", flush=True)
