@@ -8,6 +8,7 @@ Images (B, C, H, W) on [-1, 1]; spectral vectors (B, n); measurements (B, m); si
 from degradations.base import SVDOperator, check_divisible
 from degradations.colorization import Colorization
 from degradations.denoising import Denoising
+from degradations.fourier import CroppedBlur, FourierBlur
 from degradations.inpainting import Inpainting
 from degradations.linear import LinearOperator, MatrixOperator, pixel_sigma_to_model
 from degradations.masks import box_mask, load_mask, random_mask, text_mask
@@ -27,6 +28,8 @@ __all__ = [
     "SVDOperator",
     "LinearOperator",
     "MatrixOperator",
+    "FourierBlur",
+    "CroppedBlur",
     "TASKS",
     "make_operator",
     "scale_factor",

@@ -18,6 +18,10 @@ separable blurs. Measurements y are the blurred image (C, h, w) flattened (m = n
 with |k_hat| below `zero_below` are unmeasured (their singular value is set to 0), as the
 separable blurs' "product" rule does.
 
+A photo blurred by a lens is not periodic: `CroppedBlur` is the blur of a scene larger than the
+photo seen through its frame (no SVD; DPS and DiffPIR take it through H and H^T).
+docs/studies/any-blur.md measures what the periodic boundary costs on such a photo.
+
 The kernel: any (kh, kw) array with kh <= h, kw <= w, odd or even, non-negative or not; it is
 normalised to sum 1 (with a note in `notes`) when it does not; its centre is at (kh // 2, kw // 2).
 """
@@ -27,8 +31,10 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 
 from degradations.base import SVDOperator
+from degradations.linear import LinearOperator
 
 #: components with |k_hat| below this count as unmeasured (see the module docstring)
 ZERO_BELOW = 3e-2
@@ -153,3 +159,41 @@ class FourierBlur(SVDOperator):
         frequency, those below zero_below included."""
         m = self.magnitude
         return self.V(m / (m.square() + nsr) * self.Ut(y))
+
+
+class CroppedBlur(LinearOperator):
+    """A photo blurred by a lens: y is the (h, w) centre of k * x for an image x `margin` pixels
+    larger on every side, so nothing wraps ('valid' convolution; margin >= the kernel's radius).
+    H = crop . blur and H^T = blur^T . zero-pad, with the circular blur of the larger image
+    (every frequency: zero_below 0), so each application is an FFT. It has no SVD: DPS and DiffPIR
+    (its data step by conjugate gradients) restore with it, Nested around either; the outputs are
+    (h + 2 margin, w + 2 margin), `crop` gives the photo's frame."""
+
+    def __init__(self, channels: int, height: int, width: int, kernel, margin: int) -> None:
+        margin = int(margin)
+        if margin < 1:
+            raise ValueError(f"margin must be >= 1 pixel, got {margin}")
+        self.margin = margin
+        self.blur = FourierBlur(channels, height + 2 * margin, width + 2 * margin, kernel, zero_below=0.0)
+        if max(self.blur.kernel.shape) // 2 > margin:
+            raise ValueError(f"margin {margin} is less than the kernel's radius {max(self.blur.kernel.shape) // 2}: "
+                             "pixels of y would wrap")
+        self.notes = self.blur.notes
+        self.channels, self.height, self.width = self.blur.image_shape
+        self.measurement_shape = (channels, height, width)
+
+    def crop(self, x: torch.Tensor) -> torch.Tensor:
+        """The photo's frame of an image (..., h + 2 margin, w + 2 margin)."""
+        p = self.margin
+        return x[..., p:-p, p:-p]
+
+    def H(self, x: torch.Tensor) -> torch.Tensor:
+        return self.crop(self.blur.to_image(self.blur.H(x))).flatten(1)
+
+    def Ht(self, y: torch.Tensor) -> torch.Tensor:
+        padded = F.pad(y.view(-1, *self.measurement_shape), [self.margin] * 4)
+        return self.blur.Ht(padded.flatten(1))
+
+    def to(self, device=None, dtype=None):
+        self.blur.to(device, dtype)
+        return self
