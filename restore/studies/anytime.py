@@ -120,15 +120,22 @@ def main(argv=None) -> int:
     parser.add_argument("--limit", type=int)
     parser.add_argument("--zero-rule", choices=["1d", "product"], help="deblur_* and sr_bicubic*: how small "
                         "singular values are zeroed (degradations.separable.ZERO_RULES)")
+    parser.add_argument("--zero-below", type=float, help="deblur_*, sr_bicubic*: singular values below this "
+                        "count as unmeasured (default 3e-2)")
     parser.add_argument("--out")
     args = parser.parse_args(argv)
 
+    rels = find_images(args.data)[: args.limit]
+    if not rels:
+        print(f"error: no images under --data {args.data}: give a folder of .png/.jpg files", file=sys.stderr)
+        return 2
     device = resolve_device("auto")
     prior = load_prior(args.model, device=device)
-    rels = find_images(args.data)[: args.limit]
     names, x = load_tiles(Path(args.data), rels, args.size, args.tiles)
     x = x.to(device)
     options = {"zero_rule": args.zero_rule} if args.zero_rule else {}
+    if args.zero_below is not None:
+        options["zero_below"] = args.zero_below
     op = make_operator(args.task, args.size, **options).to(device, torch.float32)
     zeros = int((op.singulars() == 0).sum()) + op.n - op.m
     print(f"{args.task}: {zeros} of {op.n} spectral components unmeasured", file=sys.stderr)
