@@ -13,10 +13,14 @@ through the network by one vector-Jacobian product:
 
 g is r_t^2 times the likelihood's score, so that without noise it is the paper's pseudo-inverse
 guidance, (d x0_hat / d x_t)^T H^+ (y - H x0_hat): the noisy variant tends to it as sigma -> 0.
-Unmeasured components (s = 0) get no guidance. The step size sqrt(a_t a_t') w is that of the
-public implementations (azula's PGDMSampler); the paper's text was not at hand when this was
-written, so its equation numbers are not cited and the defaults (eta 1, w 1, DDRM's grid) are
-this toolkit's, not measured against the paper's. Exactness: for a Gaussian prior of unit
+Unmeasured components (s = 0) get no guidance. The step and r_t agree with two public
+implementations read side by side: azula's PGDMSampler (the step sqrt(a_t a_t') w g) and
+InverseBench's PiGDM (in the variance-exploding form, x += g with r_t^2 = sigma_t^2 / (1 +
+sigma_t^2), which is 1 - a_t for sigma_t^2 = (1 - a_t) / a_t; mapped to this VP form the
+factor is sqrt(a_t a_t')). InverseBench's eta 0.2 is the share of fresh noise in its DDIM step;
+ours is DDIM's eta, 1 by default (fresh noise as DDPM). The paper's text was not at hand, so its
+equation numbers are not cited and the defaults (eta 1, w 1, DDRM's grid) are this toolkit's,
+not measured against the paper's. Exactness: for a Gaussian prior of unit
 variance the approximation is exact, and g is then r_t^2 times the true score of p(y | x_t)
 (tests/test_inner_solvers.py checks it against the closed form).
 
