@@ -137,16 +137,21 @@ def make_operator(
     if task == "deblur_gauss":
         sigma = options.pop("sigma", 2.0)
         return Deblurring(channels, h, w, gaussian_kernel(sigma), **options)
-    if task == "deblur_motion":
-        kernel = motion_kernel(options.pop("seed", 0), options.pop("size", 17))
-        return FourierBlur(channels, h, w, kernel, **options)
-    if task == "deblur_disk":
-        return FourierBlur(channels, h, w, disk_kernel(options.pop("radius", 3.0)), **options)
-    if task == "deblur":
-        kernel = options.pop("kernel", None)
-        if kernel is None:
-            raise ValueError("deblur needs a kernel: pass kernel=<.npy or image path> or a 2-D array")
-        if isinstance(kernel, (str, Path)):
-            kernel = load_kernel(kernel)
-        return FourierBlur(channels, h, w, kernel, **options)
+    if task in FOURIER_TASKS:
+        return FourierBlur(channels, h, w, fourier_kernel(task, options), **options)
     raise AssertionError(f"task {task!r} is listed in TASKS but not built")  # pragma: no cover
+
+
+def fourier_kernel(task: str, options: dict[str, Any]):
+    """The blur kernel of a Fourier task (deblur_motion: seed, size; deblur_disk: radius; deblur:
+    kernel, a path or a 2-D array), its options popped from `options`; not yet normalised."""
+    if task == "deblur_motion":
+        return motion_kernel(options.pop("seed", 0), options.pop("size", 17))
+    if task == "deblur_disk":
+        return disk_kernel(options.pop("radius", 3.0))
+    if task != "deblur":
+        raise ValueError(f"{task} is not a Fourier blur; those are {', '.join(FOURIER_TASKS)}")
+    kernel = options.pop("kernel", None)
+    if kernel is None:
+        raise ValueError("deblur needs a kernel: pass kernel=<.npy or image path> or a 2-D array")
+    return load_kernel(kernel) if isinstance(kernel, (str, Path)) else kernel

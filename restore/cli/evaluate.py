@@ -50,10 +50,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.solver is not None:
         raise UsageError("evaluate.py compares solvers: use --solvers (e.g. --solvers nested,ddrm), not --solver")
+    solvers = tuple(s.strip() for s in args.solvers.split(",") if s.strip())
+    if args.boundary == "exact" and solvers:  # the settings' own solver must be one the boundary allows
+        args.solver = solvers[0]
     settings = settings_from_args(args)
     explicit_steps = args.steps is not None or (bool(args.config) and "steps" in load_config(args.config))
     cfg = EvalConfig(data=Path(args.data), out=Path(args.out),
-                     solvers=tuple(s.strip() for s in args.solvers.split(",") if s.strip()), choose=args.choose,
+                     solvers=solvers, choose=args.choose,
                      batch_size=args.batch_size, save_images=args.save_images, overwrite=args.overwrite,
                      quiet=args.quiet, limit=args.limit, skip_unreadable=args.skip_unreadable,
                      device=args.device, max_pixels=args.max_pixels)

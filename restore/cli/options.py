@@ -32,7 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sigma-y", type=float, help="measurement noise std on the [0, 1] pixel scale (default 0)")
     parser.add_argument("--mask", help="mask image for inp_mask (black = missing)")
     parser.add_argument("--kernel", help="blur kernel for task deblur: a .npy array or an image, any size "
-                        "(normalised to sum 1); circular boundaries")
+                        "(normalised to sum 1); circular boundaries unless --boundary exact")
+    parser.add_argument("--boundary", choices=("periodic", "exact"), help="the Fourier blurs' edges: periodic "
+                        "(default; circular, every solver) or exact (a photo blurred by a lens: the blur of a "
+                        "larger scene, cropped; DiffPIR and DPS only)")
     parser.add_argument("--model", help=f"'celebahq', {BUNDLED!r}, a diffusers folder or id, or a .ckpt "
                         "(default: celebahq if cached locally, else the bundled prior)")
     parser.add_argument("--solver", metavar="NAME", help="ddrm, ddnm, diffpir, dps, pigdm, or nested-<one of them> for "

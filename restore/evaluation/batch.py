@@ -52,9 +52,15 @@ def evaluate_batch(settings: Settings, cfg, size: FrameTools, batch, data: Path,
                     solver_groups, writer: Writer, progress: Progress) -> None:
     """Every solver and baseline on one batch of same-sized images; rows written as they finish."""
     rels = [rel for rel, _ in batch]
-    x = load_batch(data, rels, size.frame, device, cfg.max_pixels)
+    frame = size.frame
+    if frame.top or frame.left:  # an exact boundary: each image is a scene, its photo the centre
+        scene = load_batch(data, rels, (frame.height, frame.width), device, cfg.max_pixels)
+        x = frame.view(scene)
+    else:
+        x = load_batch(data, rels, frame, device, cfg.max_pixels)
+        scene = pad_to(x, frame)
     seeds = [image_seeds(settings.seed, rel) for rel in rels]
-    y = size.operator.observe(pad_to(x, size.frame), settings.sigma_y, make_generators([s[0] for s in seeds]))
+    y = size.operator.observe(scene, settings.sigma_y, make_generators([s[0] for s in seeds]))
     for name in cfg.solvers:
         # the independent runs give every group but the oracles'; each oracle's is a run of its own
         kinds = steered_kinds(oracle_of(cfg.choose))

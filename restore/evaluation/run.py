@@ -69,7 +69,7 @@ from restore.quality.baselines import task_baselines
 from restore.quality.metrics import lpips_available
 from restore.restoration.seeds import image_seeds
 from restore.restoration.sizing import Frame, simulation_frame
-from restore.settings.build import resolve_device
+from restore.settings.build import boundary_margin, resolve_device
 from restore.settings.model_spec import resolve_model
 from restore.settings.schema import SOLVER_NAMES, Settings
 
@@ -126,6 +126,8 @@ def run_evaluation(settings: Settings, cfg: EvalConfig, explicit_steps: bool = F
     for name in cfg.solvers:
         if name not in SOLVER_NAMES:
             raise UsageError(f"unknown solver {name!r} in --solvers; choose from {', '.join(SOLVER_NAMES)}")
+        if settings.boundary == "exact":
+            replace(settings, solver=name).validate()  # the SVD solvers cannot restore through H and H^T
     if not cfg.solvers or len(set(cfg.solvers)) != len(cfg.solvers):
         raise UsageError("--solvers must name each solver once, e.g. nested,ddrm")
     if cfg.choose not in CHOICES:
@@ -177,7 +179,9 @@ def run_evaluation(settings: Settings, cfg: EvalConfig, explicit_steps: bool = F
 
 def _frames(settings: Settings, sizes: dict[str, tuple[int, int]], prior) -> dict[str, Frame]:
     """Each image's frame (restore.restoration.sizing; the per-image notes are the module's documented rules)."""
-    return {rel: simulation_frame(settings, h, w, prior, note=lambda line: None) for rel, (h, w) in sizes.items()}
+    margin = boundary_margin(settings)
+    return {rel: simulation_frame(settings, h, w, prior, note=lambda line: None, margin=margin)
+            for rel, (h, w) in sizes.items()}
 
 
 def _run(settings: Settings, cfg: EvalConfig, images, data: Path, out: Path, device, dist: Dist, held: list):

@@ -2,6 +2,9 @@
 super-resolution the low-resolution measurement up-sampled by bicubic interpolation; for the
 Fourier blurs (any kernel) the Wiener filter, the classical deconvolution.
 
+The pseudo-inverse of an operator known only through H and H^T (degradations.LinearOperator,
+such as the exact-boundary blur) is CG's least-squares solution (solvers.cg.least_squares).
+
 Wiener: x = V diag(|k_hat| / (|k_hat|^2 + nsr)) U^T y over every frequency (the components the
 solvers leave unmeasured included), nsr = noise variance / signal variance with a flat signal
 spectrum of variance 0.25 on the [-1, 1] scale (that of an image spread over its range) and the
@@ -14,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from degradations.registry import FOURIER_TASKS, scale_factor
+from solvers.cg import least_squares
 
 SIGNAL_VARIANCE = 0.25
 QUANTISATION_VARIANCE = (2 / 255) ** 2 / 12
@@ -33,7 +37,9 @@ def baseline_names(operator) -> list[str]:
 
 def baseline(name: str, operator, y: torch.Tensor, sigma_y: float = 0.0) -> torch.Tensor:
     """Measurement (B, m) -> image (B, C, H, W) on [-1, 1] (clamped); sigma_y on the [0, 1] scale."""
-    if name == "pinv":
+    if name == "pinv" and not hasattr(operator, "H_pinv"):  # known through H and H^T only
+        out = least_squares(operator, y).reshape(y.shape[0], *operator.image_shape)
+    elif name == "pinv":
         out = operator.H_pinv(y)
     elif name == "bicubic":
         out = F.interpolate(operator.to_image(y), size=(operator.height, operator.width),

@@ -30,8 +30,8 @@ from restore.io.images import crop_resize, load_image
 from restore.models.loading import configure, load_model
 from restore.models.network import plan_network
 from restore.restoration.seeds import derive_seeds
-from restore.restoration.sizing import Frame, observed_frame, pad_to, simulation_frame
-from restore.settings.build import build_operator
+from restore.restoration.sizing import Frame, observed_frame, simulated_scene, simulation_frame
+from restore.settings.build import boundary_margin, build_operator
 from restore.settings.configs import describe as describe_config
 from restore.settings.schema import Settings
 
@@ -130,7 +130,8 @@ def prepare_job(image: ImageLike, settings: Settings, *, observed: bool = False,
     prior = configure(prior, settings, tell)
     obs_seed, sampler_seed = derive_seeds(settings.seed)
     h, w = img.shape[-2:]
-    frame = (observed_frame if observed else simulation_frame)(settings, h, w, prior, tell)
+    frame = (observed_frame if observed else simulation_frame)(settings, h, w, prior, tell,
+                                                              margin=boundary_margin(settings))
     network = plan_network(prior, dev, settings.candidates, frame.height, frame.width, settings.tile, note=tell)
     operator = build_operator(settings, (frame.height, frame.width)).to(dev, torch.float32)
     for line in getattr(operator, "notes", ()):  # a kernel normalised to sum 1
@@ -145,8 +146,8 @@ def prepare_job(image: ImageLike, settings: Settings, *, observed: bool = False,
                 tell(f"the reference is {rw}x{rh}: centre-cropped and resized to {frame.shown[1]}x{frame.shown[0]}")
             ref = ref.to(dev)
     else:
-        ref = crop_resize(img, *frame.shown).to(dev)
-        y = operator.observe(pad_to(ref, frame), settings.sigma_y, torch.Generator(device="cpu").manual_seed(obs_seed))
+        scene, ref = (t.to(dev) for t in simulated_scene(img, frame))
+        y = operator.observe(scene, settings.sigma_y, torch.Generator(device="cpu").manual_seed(obs_seed))
 
     mode = "observed" if observed else "simulation"
     identity = {"mode": mode, "input_sha256": fingerprint(image), "reference_sha256": fingerprint(reference),

@@ -71,7 +71,8 @@ def in_frame(mask: torch.Tensor, frame: Frame | tuple[int, int]) -> torch.Tensor
     h, w = (frame.height, frame.width) if isinstance(frame, Frame) else frame
     if tuple(mask.shape) == (h, w):
         return mask
-    pad = (0, w - mask.shape[1], 0, h - mask.shape[0])
+    top, left = (frame.top, frame.left) if isinstance(frame, Frame) else (0, 0)
+    pad = (left, w - mask.shape[1] - left, top, h - mask.shape[0] - top)
     return F.pad(mask[None, None].float(), pad, mode="replicate")[0, 0] > 0.5
 
 

@@ -10,7 +10,8 @@ person gave is said in one line.
   pixel is lost and none is stretched.
 - observed (the input is the measurement): at the task's output size, N times the input for srN
   (an 80x60 input gives 320x240), the input's size otherwise. `--size S` asks for S x S and then
-  needs a square input of S / N.
+  needs a square input of S / N. With `--boundary exact` (a photo blurred by a lens) the frame
+  is the photo plus a margin of scene on every side, restored too and cropped from every output.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import torch.nn.functional as F
 
 from degradations import scale_factor
 from restore.errors import UsageError
+from restore.io.images import crop_resize
 from restore.settings.schema import Settings
 
 MIN_SIDE = 16  # the smallest side restored: a U-Net needs some context, and an srN measurement a pixel
@@ -30,12 +32,15 @@ MIN_SIDE = 16  # the smallest side restored: a U-Net needs some context, and an 
 
 @dataclass(frozen=True)
 class Frame:
-    """The operator works on height x width; outputs are shown and scored on the top-left
-    `shown` = (h, w) of it (equal unless an srN task needed padding)."""
+    """The operator works on height x width; outputs are shown and scored on the `shown` = (h, w)
+    of it from row `top`, column `left` (equal unless an srN task needed padding at the bottom
+    and right, or an exact boundary a margin all round)."""
 
     height: int
     width: int
     shown: tuple[int, int]
+    top: int = 0
+    left: int = 0
 
     @property
     def padded(self) -> bool:
@@ -43,7 +48,9 @@ class Frame:
 
     def view(self, x: torch.Tensor) -> torch.Tensor:
         """The shown part of images (..., height, width)."""
-        return x[..., : self.shown[0], : self.shown[1]] if self.padded else x
+        if not self.padded:
+            return x
+        return x[..., self.top : self.top + self.shown[0], self.left : self.left + self.shown[1]]
 
 
 def _check_min(task: str, h: int, w: int, what: str) -> None:
@@ -54,8 +61,30 @@ def _check_min(task: str, h: int, w: int, what: str) -> None:
                          "give a larger image")
 
 
-def simulation_frame(settings: Settings, h: int, w: int, prior: Any, note) -> Frame:
-    """The frame of a clean input of h x w (see the module docstring)."""
+def simulation_frame(settings: Settings, h: int, w: int, prior: Any, note, margin: int = 0) -> Frame:
+    """The frame of a clean input of h x w (see the module docstring); with a `margin` (an exact
+    boundary) the input is the scene and the photo, shown and scored, its centre."""
+    frame = _simulation_frame(settings, h, w, prior, note)
+    if not margin:
+        return frame
+    shown = (frame.height - 2 * margin, frame.width - 2 * margin)
+    if min(shown) >= MIN_SIDE:
+        note(f"--boundary exact: the photo is the centre {shown[1]}x{shown[0]} of the input, blurred with the "
+             f"{margin} pixels of scene around it; restored with them, shown and scored on the photo")
+    return Frame(frame.height, frame.width, shown, margin, margin)
+
+
+def simulated_scene(image: torch.Tensor, frame: Frame) -> tuple[torch.Tensor, torch.Tensor]:
+    """A clean input made ready for simulation: (what the operator measures, at the frame's size;
+    the reference outputs are scored against, at its shown size)."""
+    if frame.top or frame.left:  # an exact boundary: the input is the scene, the photo its centre
+        scene = crop_resize(image, frame.height, frame.width)
+        return scene, frame.view(scene)
+    reference = crop_resize(image, *frame.shown)
+    return pad_to(reference, frame), reference
+
+
+def _simulation_frame(settings: Settings, h: int, w: int, prior: Any, note) -> Frame:
     size, model_size = settings.size, int(getattr(prior, "image_size", 0) or 0)
     if size is None and getattr(prior, "fixed_size", False):
         size = model_size
@@ -75,8 +104,9 @@ def simulation_frame(settings: Settings, h: int, w: int, prior: Any, note) -> Fr
     return Frame(height, width, (h, w))
 
 
-def observed_frame(settings: Settings, h: int, w: int, prior: Any, note) -> Frame:
-    """The frame of a measurement image of h x w (see the module docstring)."""
+def observed_frame(settings: Settings, h: int, w: int, prior: Any, note, margin: int = 0) -> Frame:
+    """The frame of a measurement image of h x w, with `margin` pixels of scene restored beyond
+    each edge (see the module docstring)."""
     task, size = settings.task, settings.size
     factor = scale_factor(task)
     kind = "low-resolution image" if factor > 1 else "image"
@@ -89,11 +119,16 @@ def observed_frame(settings: Settings, h: int, w: int, prior: Any, note) -> Fram
     if getattr(prior, "fixed_size", False) and (height, width) != (model_size, model_size):
         note(f"the observed {kind} is {w}x{h}: restoring at {width}x{height}"
              f"{f' (x{factor})' if factor > 1 else ''}, not the model's {model_size}x{model_size}")
-    return Frame(height, width, (height, width))
+    if margin:
+        note(f"--boundary exact: restoring {width + 2 * margin}x{height + 2 * margin}, the photo and {margin} "
+             "pixels of the scene beyond each edge, and keeping the photo's frame")
+    return Frame(height + 2 * margin, width + 2 * margin, (height, width), margin, margin)
 
 
 def pad_to(x: torch.Tensor, frame: Frame) -> torch.Tensor:
     """A clean image of the frame's shown size, reflect-padded at the bottom and right to the
     frame (pads are under the srN factor, so under the image's side)."""
+    if frame.top or frame.left:
+        raise ValueError("pad_to pads at the bottom and right; this frame has a margin all round")
     h, w = x.shape[-2:]
     return F.pad(x, (0, frame.width - w, 0, frame.height - h), mode="reflect") if frame.padded else x

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import torch
 
-from degradations import make_operator
+from degradations import CroppedBlur, make_operator
+from degradations.registry import fourier_kernel
 from restore.errors import UsageError, one_line
 from restore.settings.schema import Settings, solver_parts
 from solvers import SOLVERS, Nested
@@ -33,9 +34,31 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
+def boundary_margin(settings: Settings) -> int:
+    """Pixels of scene restored beyond each edge of the photo under `boundary="exact"`: the
+    kernel's side rounded up to a multiple of 8 (the measured margin of
+    docs/studies/any-blur.md); 0 for periodic boundaries."""
+    if settings.boundary != "exact":
+        return 0
+    try:
+        kernel = fourier_kernel(settings.task, {"kernel": settings.kernel} if settings.task == "deblur" else {})
+    except ValueError as error:
+        raise UsageError(str(error).splitlines()[0]) from None
+    return 8 * -(-max(kernel.shape) // 8)
+
+
 def build_operator(settings: Settings, size: int | tuple[int, int], channels: int = 3):
+    """The task's operator on images of `size`; with `boundary="exact"` the photo it measures is
+    2 boundary_margin smaller a side (degradations.CroppedBlur: nothing wraps)."""
     options = {"inp_mask": {"mask": settings.mask}, "deblur": {"kernel": settings.kernel}}.get(settings.task, {})
     try:
+        if settings.boundary == "exact":
+            h, w = (size, size) if isinstance(size, int) else size
+            q = boundary_margin(settings)
+            if min(h, w) - 2 * q < 16:
+                raise UsageError(f"--boundary exact on a {w}x{h} image measures its centre {w - 2 * q}x{h - 2 * q} "
+                                 f"(a {q}-pixel margin of scene a side): give an image of at least {16 + 2 * q} pixels a side")
+            return CroppedBlur(channels, h - 2 * q, w - 2 * q, fourier_kernel(settings.task, options), q)
         return make_operator(settings.task, size, channels=channels, **options)
     except ValueError as error:
         message = str(error).splitlines()[0]
@@ -62,5 +85,5 @@ def build_solver(settings: Settings, prior, operator):
         return Nested(solver, inner_steps=settings.budgets, outer_eta=settings.outer_eta,
                       outer_power=settings.outer_power, outer_times=settings.outer_times,
                       outer_noise=settings.outer_noise, inner_power=settings.inner_power)
-    except ValueError as error:
+    except (ValueError, TypeError) as error:  # TypeError: an SVD solver given an operator without one
         raise UsageError(str(error).splitlines()[0]) from None

@@ -48,6 +48,7 @@ Tile = Union[Literal[0], _whole(ge=16), None]
 Candidates = _whole(ge=1, le=MAX_CANDIDATES)
 Times = Union[list[_whole(ge=0, le=MAX_STEPS)], Literal["cosine"], None]
 Precision = Literal["fp32", "bf16", "fp16"]
+Boundary = Literal["periodic", "exact"]
 
 #: what each setting must be, as the one-line error says it ("--sigma-y must be ..., got ...")
 EXPECTED = {
@@ -55,6 +56,7 @@ EXPECTED = {
     "sigma_y": "be >= 0 and at most 1 (a finite std on the [0, 1] pixel scale)",
     "mask": "a path to a mask image",
     "kernel": "a path to a blur kernel (.npy array or image)",
+    "boundary": "periodic or exact",
     "model": "a model name, id, folder or checkpoint path",
     "solver": "a solver name",
     "outer": f"a positive number of steps, at most {MAX_STEPS}",

@@ -15,8 +15,10 @@ from typing import Annotated, Any, Optional, Union
 from pydantic import Field, TypeAdapter, ValidationError
 
 from degradations import TASKS
+from degradations.registry import FOURIER_TASKS
 from restore.errors import UsageError
 from restore.settings.rules import (
+    Boundary,
     Candidates,
     NonNegative,
     Positive,
@@ -30,6 +32,7 @@ from restore.settings.rules import (
     Times,
     refuse,
 )
+from solvers import SOLVERS
 from solvers.schedule import check_outer_times
 
 
@@ -46,7 +49,9 @@ class Settings:
     size: None (the input's own size, or the model's for a model trained at one size: see
     restore.restoration.sizing), "native" (the input's own size with any model) or S (S x S). tile: network
     calls on tiles of this many pixels (0: never; None: only when one call would not fit the
-    memory; see restore.models.network). precision (fp32, bf16, fp16: the network only) and compile:
+    memory; see restore.models.network). boundary: the Fourier blurs' edges, "periodic" (circular,
+    an SVD operator) or "exact" (a photo blurred by a lens: the centre of the blur of a larger
+    image, known through H and H^T, for DiffPIR and DPS; restore.settings.build). precision (fp32, bf16, fp16: the network only) and compile:
     how the network runs (restore.models.precision). config: the YAML file these settings came from, if any (given,
     or the measured one of the task and model: restore.settings.configs)."""
 
@@ -54,6 +59,7 @@ class Settings:
     sigma_y: Std = 0.0
     mask: Optional[str] = None
     kernel: Optional[str] = None
+    boundary: Boundary = "periodic"
     model: Optional[str] = None
     solver: str = "nested"
     outer: Steps = 4
@@ -93,6 +99,13 @@ class Settings:
         if self.kernel and not Path(self.kernel).is_file():
             raise UsageError(f"kernel file {self.kernel} not found")
         solver_parts(self.solver)
+        if self.boundary == "exact":
+            if self.task not in FOURIER_TASKS:
+                raise UsageError(f"--boundary exact is for the Fourier blurs ({', '.join(FOURIER_TASKS)}), "
+                                 f"not {self.task}")
+            if solver_parts(self.solver)[1] not in MATRIX_FREE:
+                raise UsageError(f"--boundary exact knows the blur through H and H^T only, and {SOLVER_TITLES[solver_parts(self.solver)[1]]} needs "
+                                 "its SVD: use diffpir (--lambda 30 with noise), nested-diffpir or dps")
         if isinstance(self.inner, list):
             if len(self.inner) == 1:
                 self.inner = self.inner[0]
@@ -158,6 +171,9 @@ class Settings:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+
+#: the solvers that need only H and H^T (no SVD): the ones --boundary exact can use
+MATRIX_FREE = tuple(name for name, cls in SOLVERS.items() if getattr(cls, "matrix_free", False))
 
 SOLVER_TITLES = {"ddrm": "DDRM", "ddnm": "DDNM", "diffpir": "DiffPIR", "dps": "DPS", "pigdm": "PiGDM"}
 SOLVER_NAMES = tuple(SOLVER_TITLES) + ("nested",) + tuple(f"nested-{n}" for n in SOLVER_TITLES)
