@@ -85,5 +85,5 @@ def build_solver(settings: Settings, prior, operator):
         return Nested(solver, inner_steps=settings.budgets, outer_eta=settings.outer_eta,
                       outer_power=settings.outer_power, outer_times=settings.outer_times,
                       outer_noise=settings.outer_noise, inner_power=settings.inner_power)
-    except (ValueError, TypeError) as error:  # TypeError: an SVD solver given an operator without one
+    except ValueError as error:
         raise UsageError(str(error).splitlines()[0]) from None

@@ -51,8 +51,8 @@ class Settings:
     calls on tiles of this many pixels (0: never; None: only when one call would not fit the
     memory; see restore.models.network). boundary: the Fourier blurs' edges, "periodic" (circular,
     an SVD operator) or "exact" (a photo blurred by a lens: the centre of the blur of a larger
-    image, known through H and H^T, for DiffPIR and DPS; restore.settings.build). precision (fp32, bf16, fp16: the network only) and compile:
-    how the network runs (restore.models.precision). config: the YAML file these settings came from, if any (given,
+    image, known through H and H^T, for DiffPIR and DPS; restore.settings.build). precision
+    (fp32, bf16, fp16: the network only) and compile: how the network runs (restore.models.precision). config: the YAML file these settings came from, if any (given,
     or the measured one of the task and model: restore.settings.configs)."""
 
     task: str = "sr4"
@@ -103,9 +103,10 @@ class Settings:
             if self.task not in FOURIER_TASKS:
                 raise UsageError(f"--boundary exact is for the Fourier blurs ({', '.join(FOURIER_TASKS)}), "
                                  f"not {self.task}")
-            if solver_parts(self.solver)[1] not in MATRIX_FREE:
-                raise UsageError(f"--boundary exact knows the blur through H and H^T only, and {SOLVER_TITLES[solver_parts(self.solver)[1]]} needs "
-                                 "its SVD: use diffpir (--lambda 30 with noise), nested-diffpir or dps")
+            inner = solver_parts(self.solver)[1]
+            if inner not in MATRIX_FREE:
+                raise UsageError(f"--boundary exact knows the blur through H and H^T only, and {SOLVER_TITLES[inner]} "
+                                 "needs its SVD: use diffpir (--lambda 30 with noise), nested-diffpir or dps")
         if isinstance(self.inner, list):
             if len(self.inner) == 1:
                 self.inner = self.inner[0]
