@@ -18,7 +18,7 @@ from restore.io.images import save_image
 from restore.models.network import plan_network
 from restore.quality.baselines import baseline_names
 from restore.restoration.seeds import image_seeds
-from restore.restoration.sizing import Frame, pad_to
+from restore.restoration.sizing import Frame, simulated_scene
 from restore.settings.build import build_operator, build_solver
 from restore.settings.schema import Settings
 from solvers import make_generators
@@ -52,13 +52,7 @@ def evaluate_batch(settings: Settings, cfg, size: FrameTools, batch, data: Path,
                     solver_groups, writer: Writer, progress: Progress) -> None:
     """Every solver and baseline on one batch of same-sized images; rows written as they finish."""
     rels = [rel for rel, _ in batch]
-    frame = size.frame
-    if frame.top or frame.left:  # an exact boundary: each image is a scene, its photo the centre
-        scene = load_batch(data, rels, (frame.height, frame.width), device, cfg.max_pixels)
-        x = frame.view(scene)
-    else:
-        x = load_batch(data, rels, frame, device, cfg.max_pixels)
-        scene = pad_to(x, frame)
+    scene, x = simulated_scene(load_batch(data, rels, size.frame.input_size, device, cfg.max_pixels), size.frame)
     seeds = [image_seeds(settings.seed, rel) for rel in rels]
     y = size.operator.observe(scene, settings.sigma_y, make_generators([s[0] for s in seeds]))
     for name in cfg.solvers:

@@ -51,10 +51,9 @@ def check_images(data: Path, rels: list[str], skip: bool,
 
 
 def load_batch(data: Path, rels: list[str], size, device: torch.device, max_pixels: int | None = None) -> torch.Tensor:
-    """The images, RGB on [-1, 1], as one batch at `size`: S (S x S), (H, W), or a
-    restore.restoration.sizing.Frame (its shown size), centre-cropped to that aspect ratio and
-    resized where they differ."""
-    shown = (size, size) if isinstance(size, int) else tuple(size) if isinstance(size, tuple) else size.shown
+    """The images, RGB on [-1, 1], as one batch at `size`: S (S x S) or (H, W), centre-cropped to
+    that aspect ratio and resized where they differ."""
+    shown = (size, size) if isinstance(size, int) else tuple(size)
     images = [crop_resize(load_image(data / rel, mode="RGB", max_pixels=max_pixels), *shown) for rel in rels]
     return torch.cat(images).to(device)
 

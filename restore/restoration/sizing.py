@@ -46,6 +46,12 @@ class Frame:
     def padded(self) -> bool:
         return self.shown != (self.height, self.width)
 
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """The (h, w) a clean input is brought to in simulation: the whole frame under an exact
+        boundary (the input is the scene), the shown part otherwise (padded after, if at all)."""
+        return (self.height, self.width) if self.top or self.left else self.shown
+
     def view(self, x: torch.Tensor) -> torch.Tensor:
         """The shown part of images (..., height, width)."""
         if not self.padded:
@@ -77,11 +83,10 @@ def simulation_frame(settings: Settings, h: int, w: int, prior: Any, note, margi
 def simulated_scene(image: torch.Tensor, frame: Frame) -> tuple[torch.Tensor, torch.Tensor]:
     """A clean input made ready for simulation: (what the operator measures, at the frame's size;
     the reference outputs are scored against, at its shown size)."""
+    image = crop_resize(image, *frame.input_size)
     if frame.top or frame.left:  # an exact boundary: the input is the scene, the photo its centre
-        scene = crop_resize(image, frame.height, frame.width)
-        return scene, frame.view(scene)
-    reference = crop_resize(image, *frame.shown)
-    return pad_to(reference, frame), reference
+        return image, frame.view(image)
+    return pad_to(image, frame), image
 
 
 def _simulation_frame(settings: Settings, h: int, w: int, prior: Any, note) -> Frame:
