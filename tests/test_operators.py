@@ -623,3 +623,8 @@ def test_wiener_baseline_inverts_a_well_conditioned_blur_and_damps_the_rest():
     assert float((wiener - x).square().mean()) < float((pinv - x).square().mean())
     assert baseline_names(blur) == ["pinv", "wiener"] == task_baselines("deblur_disk")
     assert task_baselines("sr4") == ["pinv", "bicubic"] and task_baselines("deblur_gauss") == ["pinv"]
+    from degradations import CroppedBlur
+    from degradations.kernels import disk_kernel
+
+    cropped = CroppedBlur(1, 16, 16, disk_kernel(3.0), 8)  # the exact boundary: no Fourier basis, no Wiener
+    assert baseline_names(cropped) == ["pinv"] == task_baselines("deblur_disk", "exact")

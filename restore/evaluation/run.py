@@ -188,7 +188,7 @@ def _run(settings: Settings, cfg: EvalConfig, images, data: Path, out: Path, dev
     say = (lambda line: None) if cfg.quiet or dist.rank else (lambda line: print(f"note: {line}", file=sys.stderr))
     prior = configure(load_prior(settings.model, device), settings, note=say)
     solver_groups = {s: candidate_groups(s, settings.candidates, oracle_of(cfg.choose)) for s in cfg.solvers}
-    baselines = task_baselines(settings.task)
+    baselines = task_baselines(settings.task, settings.boundary)
     groups = [g for s in cfg.solvers for g in solver_groups[s]] + baselines
     expected = {g: expected_nfes(g, settings) for g in groups}
     identity = _identity(settings, cfg)

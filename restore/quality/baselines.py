@@ -23,9 +23,12 @@ SIGNAL_VARIANCE = 0.25
 QUANTISATION_VARIANCE = (2 / 255) ** 2 / 12
 
 
-def task_baselines(task: str) -> list[str]:
-    """The baselines of a task: "pinv", then "bicubic" (super-resolution) or "wiener" (Fourier blurs)."""
-    return ["pinv"] + (["bicubic"] if scale_factor(task) > 1 else []) + (["wiener"] if task in FOURIER_TASKS else [])
+def task_baselines(task: str, boundary: str = "periodic") -> list[str]:
+    """The baselines of a task, as baseline_names gives them for its operator: "pinv", then
+    "bicubic" (super-resolution) or "wiener" (Fourier blurs with periodic boundaries: the filter
+    is diagonal in their Fourier basis, which the exact boundary's cropped blur has not)."""
+    wiener = task in FOURIER_TASKS and boundary == "periodic"
+    return ["pinv"] + (["bicubic"] if scale_factor(task) > 1 else []) + (["wiener"] if wiener else [])
 
 
 def baseline_names(operator) -> list[str]:
