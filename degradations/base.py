@@ -20,7 +20,8 @@ from typing import Sequence
 
 import torch
 
-from degradations.linear import LinearOperator
+from degradations.linear import LinearOperator, pixel_sigma_to_model
+from degradations.measurement import SpectralMeasurement
 
 
 class SVDOperator(LinearOperator):
@@ -66,6 +67,17 @@ class SVDOperator(LinearOperator):
     def Ht(self, y: torch.Tensor) -> torch.Tensor:
         """Adjoint: measurement (B, m) -> image (B, C, H, W)."""
         return self.V(self.add_zeros(self.singulars() * self.Ut(y)))
+
+    def measure(self, y: torch.Tensor, sigma_y: float = 0.0) -> SpectralMeasurement:
+        """The measurement in V's coordinates, computed once per restoration (degradations.measurement):
+        the solves in closed form, y_bar = U^T y / s where measured (V y_bar = H^+ y)."""
+        s = self.add_zeros(self.singulars()[None])[0]
+        measured = s > 0
+        u_y = self.add_zeros(self.Ut(y))
+        safe_s = torch.where(measured, s, torch.ones_like(s))
+        y_bar = torch.where(measured, u_y / safe_s, torch.zeros_like(u_y))
+        sigma_0 = pixel_sigma_to_model(sigma_y)
+        return SpectralMeasurement(s, measured, u_y, y_bar, sigma_0, sigma_0**2 / safe_s.square(), y, self)
 
     def H_pinv(self, y: torch.Tensor) -> torch.Tensor:
         """Moore-Penrose pseudo-inverse: measurement (B, m) -> image (B, C, H, W).

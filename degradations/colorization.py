@@ -18,6 +18,7 @@ import torch
 
 from degradations._util import like
 from degradations.base import SVDOperator
+from degradations.tasks import declare_task
 
 
 class Colorization(SVDOperator):
@@ -49,3 +50,12 @@ class Colorization(SVDOperator):
         v = v.reshape(v.shape[0], 3, -1)
         x = torch.einsum("ck,bkp->bcp", like(self.mix, v), v)
         return x.reshape(v.shape[0], *self.image_shape)
+
+
+def _colorization(h: int, w: int, c: int) -> Colorization:
+    if c != 3:
+        raise ValueError(f"color needs channels=3 (an RGB image), got channels={c}")
+    return Colorization(h, w)
+
+
+declare_task("color", "colorization: grey = mean of R, G, B (3 channels)", _colorization)

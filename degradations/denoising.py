@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from degradations.base import SVDOperator
+from degradations.tasks import declare_task
 
 
 class Denoising(SVDOperator):
@@ -28,3 +29,6 @@ class Denoising(SVDOperator):
     def Vt(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, n): a flatten."""
         return x.reshape(x.shape[0], -1)
+
+
+declare_task("deno", "denoising only: H = I", lambda h, w, c: Denoising(c, h, w))

@@ -30,11 +30,18 @@ from __future__ import annotations
 
 import math
 
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Optional
+
 import torch
 import torch.nn.functional as F
 
 from degradations.base import SVDOperator
+from degradations.kernels import disk_kernel, load_kernel, motion_kernel
 from degradations.linear import LinearOperator
+from degradations.options import NonNegative, Positive, option, whole
+from degradations.tasks import declare_task
 
 #: components with |k_hat| below this count as unmeasured (see the module docstring)
 ZERO_BELOW = 3e-2
@@ -197,3 +204,81 @@ class CroppedBlur(LinearOperator):
     def to(self, device=None, dtype=None):
         self.blur.to(device, dtype)
         return self
+
+
+# -- the tasks: a blur from a seed, a defocus disk, your own kernel; periodic or exact edges ----------
+def margin_for(kernel: torch.Tensor) -> int:
+    """Pixels of scene restored beyond each edge of a photo under the exact boundary: the kernel's
+    side rounded up to a multiple of 8 (the measured margin of docs/studies/any-blur.md)."""
+    return 8 * -(-max(kernel.shape) // 8)
+
+
+def blur(height: int, width: int, channels: int, kernel, zero_below: float = ZERO_BELOW,
+         boundary: str = "periodic") -> SVDOperator | CroppedBlur:
+    """The blur by `kernel` of (height, width) images: circular (FourierBlur, an SVD operator) or,
+    with boundary "exact", the centre of the blur of a scene of that size (CroppedBlur; the photo
+    it measures is 2 margin_for(kernel) smaller a side)."""
+    if boundary == "periodic":
+        return FourierBlur(channels, height, width, kernel, zero_below)
+    if boundary != "exact":
+        raise ValueError(f"boundary must be periodic or exact, got {boundary!r}")
+    kernel = torch.as_tensor(kernel)
+    q = margin_for(kernel)
+    if min(height, width) - 2 * q < 16:
+        raise ValueError(f"--boundary exact on a {width}x{height} image measures its centre {width - 2 * q}x"
+                         f"{height - 2 * q} (a {q}-pixel margin of scene a side): give an image of at least "
+                         f"{16 + 2 * q} pixels a side")
+    return CroppedBlur(channels, height - 2 * q, width - 2 * q, kernel, q)
+
+
+KernelSide = whole(ge=3, le=255)
+KernelSeed = whole(ge=0, lt=2**63)
+
+
+@dataclass
+class Edges:
+    zero_below: NonNegative = option(ZERO_BELOW, "blurs and bicubic down-sampling: singular values below this "
+                                                 "count as unmeasured (DDRM's 3e-2)")
+    boundary: Literal["periodic", "exact"] = option(
+        "periodic", "the Fourier blurs' edges: periodic (circular, every solver) or exact (a photo blurred by a lens: "
+                    "the blur of a larger scene, cropped; the solvers that need only H and H^T)",
+        expect="be periodic or exact")
+
+
+@dataclass
+class Motion(Edges):
+    kernel_seed: KernelSeed = option(0, "deblur_motion: the seed of the camera-shake trajectory")
+    kernel_size: KernelSide = option(17, "deblur_motion: the kernel's side in pixels")
+
+
+@dataclass
+class Defocus(Edges):
+    disk_radius: Positive = option(3.0, "deblur_disk: the disk's radius in pixels")
+
+
+@dataclass
+class OwnKernel(Edges):
+    kernel: Optional[str] = option(None, "deblur: your blur kernel, a .npy array or an image, any size (normalised "
+                                         "to sum 1)", file=True, metavar="PATH",
+                                   expect="a path to a blur kernel (.npy array or image)")
+
+
+def own_kernel(kernel: Any) -> torch.Tensor:
+    """deblur's kernel: a path (.npy or image) or a 2-D array; not yet normalised."""
+    return load_kernel(kernel) if isinstance(kernel, (str, Path)) else torch.as_tensor(kernel)
+
+
+def _margin(make_kernel):
+    return lambda options: margin_for(make_kernel(options)) if options.get("boundary") == "exact" else 0
+
+
+declare_task("deblur_motion", "deblurring, camera shake: a 17x17 motion kernel from a seed, circular or exact edges",
+             lambda h, w, c, kernel_seed, kernel_size, **edges: blur(h, w, c, motion_kernel(kernel_seed, kernel_size),
+                                                                     **edges),
+             Motion, margin=_margin(lambda o: motion_kernel(o["kernel_seed"], o["kernel_size"])))
+declare_task("deblur_disk", "deblurring, defocus: a uniform disk, circular or exact edges",
+             lambda h, w, c, disk_radius, **edges: blur(h, w, c, disk_kernel(disk_radius), **edges),
+             Defocus, margin=_margin(lambda o: disk_kernel(o["disk_radius"])))
+declare_task("deblur", "deblurring with your own kernel (--kernel), any size, circular or exact edges",
+             lambda h, w, c, kernel, **edges: blur(h, w, c, own_kernel(kernel), **edges),
+             OwnKernel, required=("kernel",), margin=_margin(lambda o: own_kernel(o["kernel"])))

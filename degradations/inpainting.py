@@ -12,9 +12,15 @@ image (missing entries 0, i.e. H^T y) and `from_image` gathers the kept entries 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Optional
+
 import torch
 
 from degradations.base import SVDOperator
+from degradations.masks import box_mask, load_mask, random_mask, text_mask
+from degradations.options import Seed, Share, option
+from degradations.tasks import declare_task
 
 
 class Inpainting(SVDOperator):
@@ -73,3 +79,27 @@ class Inpainting(SVDOperator):
                 f"inpainting takes a full-size image of shape {self.image_shape}, got {tuple(image.shape[1:])}"
             )
         return image.reshape(image.shape[0], -1)[:, self.kept_idx.to(image.device)]
+
+
+@dataclass
+class RandomPixels:
+    fraction_missing: Share = option(0.5, "inp_random: the share of pixels missing")
+    mask_seed: Seed = option(0, "inp_random: the seed the missing pixels are drawn from")
+
+
+@dataclass
+class UserMask:
+    mask: Optional[str] = option(None, "inp_mask: the mask image (black = missing, white = kept; any size is "
+                                       "refused but the image's own)", file=True, metavar="PATH",
+                                 expect="a path to a mask image")
+
+
+declare_task("inp_box", "inpainting of a centred square hole, half the image side",
+             lambda h, w, c: Inpainting(box_mask(h, w), channels=c))
+declare_task("inp_random", "inpainting of random pixels (50% missing by default)",
+             lambda h, w, c, fraction_missing, mask_seed: Inpainting(random_mask(h, w, fraction_missing, mask_seed),
+                                                                     channels=c), RandomPixels)
+declare_task("inp_text", "inpainting of a deterministic text mask (about 18% missing)",
+             lambda h, w, c: Inpainting(text_mask(h, w), channels=c))
+declare_task("inp_mask", "inpainting with your mask (black = missing)",
+             lambda h, w, c, mask: Inpainting(load_mask(mask, h, w), channels=c), UserMask, required=("mask",))

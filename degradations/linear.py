@@ -3,7 +3,7 @@
 A point-spread function measured on a grid, a tomography projector, a sensor's sparse
 sampling matrix: an operator that only applies H and H^T. DPS needs nothing more (the gradient
 of ||y - H x0_hat|| goes through autograd), and DiffPIR solves its data step
-(H^T H + rho I) x = H^T y + rho x0 by conjugate gradients (solvers.cg). The SVD operators
+(H^T H + rho I) x = H^T y + rho x0 by conjugate gradients (degradations.cg). The SVD operators
 (degradations.base.SVDOperator) are linear operators too, with H and H^T derived from U, s, V.
 
 Shapes and scales as for every operator: images x (B, C, H, W) on [-1, 1], measurements y
@@ -18,6 +18,7 @@ from typing import Sequence
 
 import torch
 
+from degradations.measurement import Measurement
 from degradations.noise import Generators, randn
 
 
@@ -70,6 +71,11 @@ class LinearOperator:
         if sigma > 0:
             y = y + sigma * randn((self.m,), x.shape[0], generator, device=y.device, dtype=y.dtype)
         return y
+
+    def measure(self, y: torch.Tensor, sigma_y: float = 0.0):
+        """The measurement y (B, m) with noise std sigma_y ([0, 1] scale) as a solver uses it:
+        H^+ y, proximal solves and weighted residuals by conjugate gradients (degradations.measurement)."""
+        return Measurement(self, y, pixel_sigma_to_model(sigma_y))
 
     def to_image(self, y: torch.Tensor) -> torch.Tensor:
         """The measurement as a viewable image (B, C', H', W') on [-1, 1]: by default a reshape

@@ -23,12 +23,15 @@ flattened, values on [-1, 1]; U maps spectral measurements to it (unorder, then 
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Literal, Sequence
 
 import torch
 
 from degradations._util import like
 from degradations.base import SVDOperator, check_divisible
+from degradations.options import NonNegative, Positive, option
+from degradations.tasks import declare_task
 
 #: how `zero_below` applies: "1d" zeroes the 1-D singular values of A and B below it (DDRM's
 #: rule; products down to zero_below^2 stay measured), "product" the singular values of A kron B
@@ -227,3 +230,27 @@ class BicubicSR(SeparableOperator):
             zero_rule,
         )
         self.scale_factor = factor
+
+
+@dataclass
+class Cut:
+    """The singular values a separable operator counts as unmeasured."""
+
+    zero_below: NonNegative = option(3e-2, "blurs and bicubic down-sampling: singular values below this count as "
+                                           "unmeasured (DDRM's 3e-2)")
+    zero_rule: Literal[ZERO_RULES] = option("1d", "separable operators: cut the 1-D factors' singular values (1d, "
+                                                  "DDRM's) or their products (product)")
+
+
+@dataclass
+class GaussianBlur(Cut):
+    blur_sigma: Positive = option(2.0, "deblur_gauss: the Gaussian's std in pixels")
+
+
+for _r in (4, 8):
+    declare_task(f"sr_bicubic{_r}", f"super-resolution x{_r}, antialiased bicubic down-sampling",
+                 lambda h, w, c, r=_r, **cut: BicubicSR(c, h, w, r, **cut), Cut, scale=_r)
+declare_task("deblur_uniform", "deblurring, separable 9x9 uniform blur",
+             lambda h, w, c, **cut: Deblurring(c, h, w, uniform_kernel(9), **cut), Cut)
+declare_task("deblur_gauss", "deblurring, separable Gaussian blur",
+             lambda h, w, c, blur_sigma, **cut: Deblurring(c, h, w, gaussian_kernel(blur_sigma), **cut), GaussianBlur)

@@ -19,6 +19,7 @@ import torch
 
 from degradations._util import dct_matrix, like
 from degradations.base import SVDOperator, check_divisible
+from degradations.tasks import declare_task
 
 
 class BlockAverageSR(SVDOperator):
@@ -54,3 +55,8 @@ class BlockAverageSR(SVDOperator):
         """(B, n) -> (B, C, H, W): inverse DCT of every patch (the transposed convolution)."""
         coef = v.reshape(v.shape[0], self.scale_factor**2 * self.channels, *self.measurement_shape[1:])
         return torch.nn.functional.conv_transpose2d(coef, like(self.filters, v), stride=self.scale_factor)
+
+
+for _r in (2, 4, 8, 16):
+    declare_task(f"sr{_r}", f"super-resolution x{_r} by {_r}x{_r} block averaging",
+                 lambda h, w, c, r=_r: BlockAverageSR(c, h, w, r), scale=_r)
