@@ -18,12 +18,14 @@ end).
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Any, Iterator
 
 import torch
 from tqdm.auto import tqdm
 
 from degradations.noise import Generators
+from solvers.diffusion import eps_from_x0, x0_from_eps
 from solvers.records import Prior, Record, StepCalls
 from solvers.run import Run
 from solvers.schedule import NoiseSchedule
@@ -77,18 +79,26 @@ class Sampler:
     # -- shared pieces ------------------------------------------------------------------------
     def predict(self, x_t: torch.Tensor, t: int, eps: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """One network call: (eps, x0) at time t, x0 = (x_t - sqrt(1 - a_t) eps) / sqrt(a_t)
-        (Ho et al. 2020, eq. 15). eps=False: a solver that uses only x0 (the network's eps is
+        (Ho et al. 2020, eq. 15; solvers.diffusion). eps=False: a solver that uses only x0 (the network's eps is
         then returned as is, not recomputed from a clipped x0)."""
         with torch.no_grad():
             noise = self.prior(x_t, self.schedule.t_batch(t, x_t.shape[0], x_t.device))
         noise = noise if noise.dtype == x_t.dtype else noise.to(x_t.dtype)
         a = self.schedule.alpha_bar(t)
-        x0 = torch.add(x_t, noise, alpha=-((1 - a) ** 0.5)).div_(a**0.5)
+        x0 = x0_from_eps(x_t, noise, a)
         if self.clip_x0:  # as DDPM / DDIM's clip_denoised: eps then follows from the clipped x0
             x0 = x0.clamp_(-1, 1)
             if eps:
-                noise = torch.add(x_t, x0, alpha=-(a**0.5)).div_((1 - a) ** 0.5)
+                noise = eps_from_x0(x_t, x0, a)
         return noise, x0
+
+    @contextmanager
+    def autograd(self, x_t: torch.Tensor) -> Iterator[torch.Tensor]:
+        """x_t as a leaf that requires grad, for a step that differentiates through the network
+        (DPS, PiGDM), whatever the caller's grad mode: under torch.no_grad() and inside
+        torch.inference_mode() too (an inference tensor is copied out of inference mode first)."""
+        with torch.inference_mode(False), torch.enable_grad():
+            yield (x_t.clone() if x_t.is_inference() else x_t.detach()).requires_grad_(True)
 
     def check(self, y: torch.Tensor, sigma_y: float) -> None:
         """Validate a measurement batch and move the operator to its device and dtype."""

@@ -18,12 +18,16 @@ The paper uses 1000 calls; at the 20 to 100 calls compared here it is far from i
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from degradations.noise import Generators, randn
+from degradations.measurement import Measurement
+from degradations.noise import Generators
+from solvers.diffusion import posterior
+from solvers.options import NonNegative, declare, option
 from solvers.records import Prior
-from solvers.schedule import CLEAN
-from solvers.step import Measurement, SpectralMeasurement, StepSolver
+from solvers.step import StepSolver
 
 
 class DPS(StepSolver):
@@ -31,7 +35,7 @@ class DPS(StepSolver):
 
     zeta: step size of the measurement gradient (1.0)."""
 
-    matrix_free = True
+    needs_svd = False
 
     def __init__(self, prior: Prior, operator, steps: int = 20, zeta: float = 1.0):
         super().__init__(prior, operator, steps)
@@ -42,24 +46,24 @@ class DPS(StepSolver):
     def start(self, calls: int) -> int:
         return self.schedule.T - 1
 
-    def step(self, x_t: torch.Tensor, t: int, t_next: int, meas: SpectralMeasurement | Measurement,
+    def step(self, x_t: torch.Tensor, t: int, t_next: int, meas: Measurement,
              generator: Generators) -> tuple[torch.Tensor, torch.Tensor]:
         """One step t -> t_next (one network call and its backward pass). Returns (x_{t_next}, x0_hat)."""
         a = self.schedule.alpha_bar(t)
-        with torch.enable_grad():
-            x = x_t.detach().requires_grad_(True)
-            t_batch = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
-            eps = self.prior(x, t_batch).to(x.dtype)
-            x0_hat = ((x - (1 - a) ** 0.5 * eps) / a**0.5).clamp(-1, 1)
+        with self.autograd(x_t) as x:
+            eps = self.prior(x, self.schedule.t_batch(t, x.shape[0], x.device)).to(x.dtype)
+            x0_hat = ((x - (1 - a) ** 0.5 * eps) / a**0.5).clamp(-1, 1)  # line 4
             residual = (meas.y - self.operator.H(x0_hat)).flatten(1).norm(dim=1)
             (grad,) = torch.autograd.grad(residual.sum(), x)  # rows are independent: per-image gradients
         x0_hat = x0_hat.detach()
-        if t_next == CLEAN:
-            x_next = x0_hat.clone()
-        else:  # q(x_t' | x_t, x0_hat) for the stride t -> t' (Ho et al. 2020, eqs. 6-7)
-            a_next = self.schedule.alpha_bar(t_next)
-            beta = 1 - a / a_next
-            x_next = (a_next**0.5 * beta / (1 - a)) * x0_hat + ((a / a_next) ** 0.5 * (1 - a_next) / (1 - a)) * x_t
-            z = randn(x_t.shape[1:], x_t.shape[0], generator, x_t.device, x_t.dtype)
-            x_next.add_(z, alpha=((1 - a_next) / (1 - a) * beta) ** 0.5)
-        return x_next.sub_(grad, alpha=self.zeta), x0_hat
+        x_next = posterior(x_t, x0_hat, a, self.schedule.alpha_bar(t_next), generator)  # lines 5-6
+        return x_next.sub_(grad, alpha=self.zeta), x0_hat  # line 7
+
+
+@dataclass
+class Options:
+    step_size: NonNegative = option(1.0, "DPS: zeta, the step size of the measurement gradient (its Alg. 1; 1.0 "
+                                         "as its FFHQ configs)", arg="zeta", aliases=("zeta",))
+
+
+SOLVER = declare("dps", "DPS", DPS, Options, "Chung et al. 2023")

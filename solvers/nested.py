@@ -31,16 +31,20 @@ docs/studies/budget-spread.md measures it).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
 
-from degradations.noise import Generators, randn
+from degradations.measurement import Measurement
+from degradations.noise import Generators
 from solvers.base import Sampler
 from solvers.ddrm import DDRM
+from solvers.diffusion import ddim, eps_from_x0, renoise
+from solvers.options import MAX_STEPS, Budgets, Positive, Share, Steps, Times, option, parse_budgets, parse_times
 from solvers.records import Prior, Record, StepCalls
 from solvers.schedule import CLEAN, resolve_outer_times, warp_times
-from solvers.step import SpectralMeasurement, StepSolver
+from solvers.step import StepSolver
 
 #: Default spacing of the outer times. The paper's even grid (power 1) ends the last inner run's
 #: measurement-branch steps at t_start / N (238 for 4 x 5), above DDRM's last one (50), which
@@ -118,19 +122,13 @@ class Nested(Sampler):
 
     def outer_step(self, x_t: torch.Tensor, x0_hat: torch.Tensor, t: int, t_next: int,
                    generator: Generators) -> torch.Tensor:
-        """DDIM step t -> t_next with x0_hat as the x0-prediction (DDIM eq. 12), or with
-        outer_noise e > 0: sqrt(a') x0_hat + sqrt(1 - a') (sqrt(1 - e^2) eps_hat + e z). No network call."""
+        """DDIM step t -> t_next with x0_hat as the x0-prediction (Song et al. 2021, eq. 12), or
+        with outer_noise e > 0: sqrt(a') x0_hat + sqrt(1 - a') (sqrt(1 - e^2) eps_hat + e z). No
+        network call (solvers.diffusion)."""
         a, a_next = self.schedule.alpha_bar(t), self.schedule.alpha_bar(t_next)
-        eps_hat = (x_t - a**0.5 * x0_hat) / (1 - a) ** 0.5
         if self.outer_noise > 0:
-            e = self.outer_noise
-            z = randn(x_t.shape[1:], x_t.shape[0], generator, x_t.device, x_t.dtype)
-            return a_next**0.5 * x0_hat + (1 - a_next) ** 0.5 * ((1 - e * e) ** 0.5 * eps_hat + e * z)
-        c = self.outer_eta * ((1 - a_next) / (1 - a)) ** 0.5 * (1 - a / a_next) ** 0.5
-        x_next = a_next**0.5 * x0_hat + (1 - a_next - c**2) ** 0.5 * eps_hat
-        if c > 0:
-            x_next = x_next + c * randn(x_t.shape[1:], x_t.shape[0], generator, x_t.device, x_t.dtype)
-        return x_next
+            return renoise(x0_hat, eps_from_x0(x_t, x0_hat, a), a_next, self.outer_noise, generator)
+        return ddim(x_t, x0_hat, a, a_next, self.outer_eta, generator)
 
     # -- the stepwise protocol (solvers.base) --------------------------------------------------
     @property
@@ -150,14 +148,14 @@ class Nested(Sampler):
     def check(self, y: torch.Tensor, sigma_y: float) -> None:
         self.solver.check(y, sigma_y)
 
-    def measure(self, y: torch.Tensor, sigma_y: float) -> SpectralMeasurement:
+    def measure(self, y: torch.Tensor, sigma_y: float) -> Measurement:
         """The inner solver's measurement, with the coefficients of every inner run's steps."""
         return self.solver.measure(y, sigma_y, [p for times in self.inner for p in zip(times[:-1], times[1:])])
 
-    def begin(self, meas: SpectralMeasurement, generator: Generators) -> torch.Tensor:
+    def begin(self, meas: Measurement, generator: Generators) -> torch.Tensor:
         return self.solver.initial_state(meas, self.outer[0], generator)
 
-    def advance(self, x: torch.Tensor, j: int, meas: SpectralMeasurement, generator: Generators) -> StepCalls:
+    def advance(self, x: torch.Tensor, j: int, meas: Measurement, generator: Generators) -> StepCalls:
         """Outer step j (Alg. 2): an inner run from the outer state x at outer[j] to clean
         (yielding its per-call estimates, kind "inner", then its result x0_hat, kind "outer"),
         then the outer DDIM step to outer[j + 1]; returns that next outer state (x0_hat after the
@@ -165,7 +163,7 @@ class Nested(Sampler):
         times, t_outer = self.inner[j], self.outer[j]
         inner_x, nfe = x, self.calls_before(j)  # the inner process starts from the outer state
         for t, t_next in zip(times[:-1], times[1:]):
-            inner_x, x0 = self.solver.step(inner_x, t, t_next, meas, generator)
+            inner_x, x0 = self.solver.transition(inner_x, t, t_next, meas, generator)
             nfe += 1
             if t_next != CLEAN:
                 yield Record(nfe, x0, t, "inner")
@@ -187,3 +185,30 @@ class NestedDDRM(Nested):
                  inner_power: float = 1.0):
         super().__init__(DDRM(prior, operator, steps=1, eta=eta, eta_b=eta_b), outer_steps,
                          inner_steps, outer_eta, yield_inner, outer_power, outer_times, outer_noise, inner_power)
+
+
+@dataclass
+class Options:
+    """The outer loop's options, for any inner solver run nested (nested-<name>)."""
+
+    outer: Steps = option(4, "nested solvers: outer steps (anytime previews)", metavar="N",
+                          expect=f"be a positive number of steps, at most {MAX_STEPS}")
+    inner: Budgets = option(5, "nested solvers: network calls per outer step, or one budget per outer step "
+                               "(2,3,5,10)", metavar="N|N1,N2,..", parse=parse_budgets,
+                            expect=f"a positive number of steps, or positive numbers of calls such as 2,3,5,10 "
+                                   f"(at most {MAX_STEPS} each)")
+    outer_power: Positive = option(2.0, "nested solvers: outer times t_start ((N-j)/N)^p (2: denser towards "
+                                        "clean; 1 = the paper's even grid; docs/studies/nested-inpainting.md)",
+                                   expect="be a finite number > 0 (1 = the paper's even outer grid)")
+    outer_eta: Share = option(0.0, "nested solvers: DDIM eta of the outer loop (0: deterministic)")
+    outer_times: Times = option(None, "nested solvers: the outer times, one per outer step, or 'cosine' "
+                                      "(t_start cos(pi/2 j/N)); overrides --outer-power", metavar="T1,T2,..|cosine",
+                                parse=parse_times,
+                                expect="'cosine' or whole diffusion times, e.g. 950,850,600,250")
+    outer_noise: Share = option(0.0, "nested solvers: share of fresh noise when the outer step re-noises the inner "
+                                     "result (0: DDIM; 1: a restart; docs/studies/nested-inpainting.md)",
+                                expect="lie in [0, 1] (the share of fresh noise)")
+    inner_power: Positive = option(1.0, "nested solvers: every inner run but the last calls at t (s/t)^p over the "
+                                        "solver's grid s (1: the solver's grid; < 1 gathers the calls at the top "
+                                        "of each run; docs/studies/nested-inpainting.md)",
+                                   expect="be a finite number > 0 (1 = the solver's own grid in every inner run)")

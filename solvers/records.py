@@ -68,17 +68,3 @@ class Stepwise(Protocol):
     def calls_before(self, j: int) -> int: ...
 
     def state_time(self, j: int) -> int: ...
-
-
-def carry(x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Attach to a state x the spectral vector v it was made from (x = V v), so that the next
-    step need not transform x back (solvers.step.StepSolver.spectral); returns x. A copy of x,
-    or x changed in place afterwards (its version counter), does not carry it."""
-    x._spectral = (x._version, v)
-    return x
-
-
-def carried(x: torch.Tensor) -> torch.Tensor | None:
-    """The v attached to x by `carry`, if x is unchanged since."""
-    kept = getattr(x, "_spectral", None)
-    return kept[1] if kept is not None and kept[0] == x._version else None

@@ -35,7 +35,7 @@ from typing import Callable, Iterator, Sequence
 import torch
 
 from degradations.noise import Generators
-from solvers.records import Record, Stepwise, carried, carry
+from solvers.records import Record, Stepwise
 from solvers.regions import FEATHER, compose, region_weights
 
 STATE_FORMAT = "anytime-restore run"
@@ -227,7 +227,7 @@ class Run:
             "candidates": self.candidates, "rows": [list(r) for r in self.rows], "events": list(self.events),
             "shared_generator": not isinstance(self.generator, list),
             "generators": [g.get_state() for g in gens], "generator_device": str(gens[0].device),
-            "latest": latest, "x_spectral": None if (v := carried(self.x)) is None else v.cpu(),
+            "latest": latest, "x_spectral": None if (v := self._spectral()) is None else v.cpu(),
         }
 
     @classmethod
@@ -248,12 +248,12 @@ class Run:
         run.generator = gens[0] if state["shared_generator"] else gens
         run.index, run.events = state["index"], list(state["events"])
         run.x = state["x"].to(y.device, y.dtype)
-        if state.get("x_spectral") is not None:  # so that the next step goes on exactly as it would have
-            carry(run.x, state["x_spectral"].to(y.device, y.dtype))
         latest = state["latest"]
         run.latest = None if latest is None else Record(
             latest["nfe"], latest["x0"].to(y.device, y.dtype), latest["t"], latest["kind"], latest["final"])
         run.meas = solver.measure(run._rows_y(), run.sigma_y)
+        if state.get("x_spectral") is not None and hasattr(run.meas, "remember"):
+            run.meas.remember(run.x, state["x_spectral"].to(y.device, y.dtype))  # goes on exactly as it would have
         return run
 
     # -- helpers ------------------------------------------------------------------------------
@@ -261,6 +261,11 @@ class Run:
         solver = solver or self.solver
         return {"solver": solver.name, "anytime_steps": solver.anytime_steps,
                 "nfe_total": solver.nfe_total, "times": list(getattr(solver, "times", []))}
+
+    def _spectral(self) -> torch.Tensor | None:
+        """V^T x as the last step made it (a fused step's state; degradations.measurement), if known."""
+        carried = getattr(self.meas, "carried", None)
+        return None if carried is None else carried(self.x)
 
     def _rows_y(self) -> torch.Tensor:
         images = [b for b, _ in self.rows]
