@@ -53,14 +53,14 @@ from restore.restoration.result import RestoreResult, Step
 from restore.restoration.session import Cancelled, Restoration
 from restore.settings.compose import compose
 from restore.settings.configs import load_config
-from restore.settings.schema import Settings
+from restore.settings.schema import ALIASES, Settings
 
-__all__ = ["restore_image", "RestoreResult", "Step", "Cancelled", "SETTING_NAMES"]
+__all__ = ["restore_image", "resume_image", "RestoreResult", "Step", "Cancelled", "SETTING_NAMES"]
 
 Chooser = Callable[[Step, Restoration], Any]
-#: the settings restore_image takes as keyword arguments (every Settings field; model and config
-#: are named arguments of their own)
-SETTING_NAMES = tuple(f.name for f in fields(Settings) if f.name not in ("model", "config"))
+#: the settings restore_image takes as keyword arguments (every Settings field, derived from the
+#: declarations, and the old names still accepted; model and config are named arguments of their own)
+SETTING_NAMES = tuple(f.name for f in fields(Settings) if f.name not in ("model", "config")) + tuple(ALIASES)
 
 
 def restore_image(
@@ -83,17 +83,19 @@ def restore_image(
     stop: threading.Event | None = None,
     progress: bool = False,
     quiet: bool = False,
+    naming: str = "keyword",
     **overrides: Any,
 ) -> RestoreResult:
     """Restore one image and return the result (complete, or stopped with its latest output).
 
     image: a path, or a (1, C, H, W) / (C, H, W) tensor on [-1, 1] (C = 1 or 3).
-    Settings (restore.settings.compose): start from `settings` (default: Settings() completed by
-    the measured config of the task and model), or a `config` YAML file (a name in configs/ or a
-    path; "none": no measured config), then `task` and the keyword `overrides` that are not None:
-    any of SETTING_NAMES (sigma_y, mask, solver, outer, inner, steps, eta, eta_b, zeta, lam,
-    outer_power, outer_eta, outer_times, outer_noise, inner_power, seed, size, tile, candidates,
-    precision, compile; see restore.settings.schema.Settings).
+    Settings (restore.settings.compose, composed once): `settings` as given when nothing else
+    is (a composed Settings: the command line's), else start from `settings` (default:
+    Settings() completed by the measured config of the task and model), or a `config` YAML file
+    (a name in configs/ or a path; "none": no measured config), then `task` and the keyword
+    `overrides` that are not None: any of SETTING_NAMES (sigma_y, mask, solver, outer, inner,
+    steps, eta, eta_b, lam, noise_share, step_size, seed, size, tile, candidates, precision,
+    compile, ...; restore.settings.schema.SETTINGS says what each is).
     model: None (CelebA-HQ when cached locally, else the bundled prior, said in one line), a
     name / model id / folder / checkpoint (see restore.models.prior.load_prior), or a loaded prior
     (anything with `alphas_cumprod`, called as prior(x_t, t) -> eps; with `image_size` unless
@@ -101,8 +103,7 @@ def restore_image(
     device: "auto" (cuda, then mps, then cpu) or a torch device name (a loaded prior's own
     device wins).
     out: fill this folder as the run goes (see restore.outputs.live; an existing folder needs
-    `overwrite`). resume: continue the stopped run saved in this folder, writing on into it;
-    whatever else is given must agree with the saved run.
+    `overwrite`). resume: continue the stopped run saved in this folder (`resume_image`).
     time_budget: seconds of restoration time after which the latest output is kept.
     max_pixels: the largest image file decoded (width x height; default
     restore.io.images.MAX_PIXELS), refused from its header before any decoding.
@@ -114,45 +115,109 @@ def restore_image(
     stop: an Event; once set, the run stops within one network call and keeps its latest result.
     progress: a tqdm bar (network calls, latest PSNR) on stderr. quiet: no notes on stderr (they
     are kept in `notes` and metrics.json either way).
+    Errors in what is given raise UsageError with one line that names the keyword (naming
+    "flag": the command-line flag, as the command line calls it).
     """
     started = time.perf_counter()
-    unknown = sorted(set(overrides) - set(SETTING_NAMES))
+    _check_keywords(overrides, time_budget, naming)
+    if resume is not None:
+        return resume_image(resume, image, settings=settings, config=config, observed=observed, reference=reference,
+                            model=model, device=device, time_budget=time_budget, max_pixels=max_pixels, choose=choose,
+                            callback=callback, stop=stop, progress=progress, quiet=quiet, started=started,
+                            naming=naming, **{"task": task, **overrides})
+    given = {**overrides, "task": task, "model": str(model) if isinstance(model, (str, Path)) else None}
+    if settings is None or config is not None or any(v is not None for v in given.values()):
+        settings = compose(given, base=settings, config=config, where=_where(naming))
+    if image is None:
+        raise UsageError("an input image is needed (image=..., or --input on the command line)")
+    if out is not None:
+        check_output_dir(out, overwrite, where=_where(naming))  # before any work
+    job = prepare_job(image, settings, observed=bool(observed), reference=reference,
+                      model=None if isinstance(model, (str, Path)) else model, device=device, max_pixels=max_pixels)
+    session = Restoration(job, time_budget=time_budget, started=started, stop=stop)
+    folder = LiveFolder(out, overwrite) if out is not None else None
+    return _drive(session, folder, choose, callback, progress, quiet)
+
+
+def resume_image(
+    folder: str | Path,
+    image: ImageLike | None = None,
+    *,
+    settings: Settings | None = None,
+    config: str | Path | None = None,
+    observed: bool | None = None,
+    reference: ImageLike | None = None,
+    model: Any = None,
+    device: str | torch.device = "auto",
+    time_budget: float | None = None,
+    max_pixels: int | None = None,
+    choose: Chooser | None = None,
+    callback: Callable[[Step], bool | None] | None = None,
+    stop: threading.Event | None = None,
+    progress: bool = False,
+    quiet: bool = False,
+    started: float | None = None,
+    naming: str = "keyword",
+    **given: Any,
+) -> RestoreResult:
+    """Continue the stopped run saved in `folder` to its planned end, writing on into it; the
+    result is the one the uninterrupted run would have given. Its settings are the saved ones:
+    whatever is also given (settings, a config, keywords, the image, reference, mode) must agree
+    with them, else UsageError naming the first that differs (nothing is changed on resume). The
+    other arguments are restore_image's."""
+    started = time.perf_counter() if started is None else started
+    _check_keywords(given, time_budget, naming)
+    if not Path(folder).is_dir():
+        raise UsageError(f"--resume {folder}: no such folder")
+    live = LiveFolder(folder, resume=True)  # a busy or unwritable folder is refused before any work
+    try:
+        state = load_state(folder)
+        given = {**(settings.as_dict() if settings else {}), **(load_config(config) if config is not None else {}),
+                 **{k: (str(v) if isinstance(v, Path) else v) for k, v in given.items() if v is not None},
+                 **({"model": str(model)} if isinstance(model, (str, Path)) else {})}
+        settings, image, reference, observed = resume_inputs(state, Path(folder), given, image, reference, observed,
+                                                             _where(naming))
+        job = prepare_job(image, settings, observed=bool(observed), reference=reference,
+                          model=None if isinstance(model, (str, Path)) else model, device=device,
+                          max_pixels=max_pixels)
+        if job.identity != state["identity"]:
+            raise UsageError(f"--resume {folder}: the input, mask or settings differ from the saved run's (a file "
+                             "changed since?); start a new run instead")
+        session = Restoration(job, time_budget=time_budget, state=state, started=started, stop=stop)
+    except BaseException:
+        live.release()
+        raise
+    return _drive(session, live, choose, callback, progress, quiet)
+
+
+def _where(naming: str) -> str | None:
+    """How messages name a setting: "keyword" for the API, None (flags) for the command line."""
+    if naming not in ("keyword", "flag"):
+        raise ValueError(f"naming must be 'keyword' or 'flag', got {naming!r}")
+    return "keyword" if naming == "keyword" else None
+
+
+def _check_keywords(overrides: dict[str, Any], time_budget: float | None, naming: str) -> None:
+    unknown = sorted(set(overrides) - set(SETTING_NAMES) - {"task"})
     if unknown:
         raise UsageError(f"restore_image got unknown setting(s) {', '.join(unknown)}; the settings are "
                          f"{', '.join(SETTING_NAMES)} (and model, config)")
-    given = {**overrides, "task": task, "model": str(model) if isinstance(model, (str, Path)) else None}
     if time_budget is not None and not (math.isfinite(time_budget) and time_budget > 0):
-        raise UsageError(f"--time-budget must be a positive, finite number of seconds, got {time_budget}")
-    folder = state = None
-    try:  # the folder is held from when it is taken until the run ends (released again on any error)
-        if resume is not None:
-            if not Path(resume).is_dir():
-                raise UsageError(f"--resume {resume}: no such folder")
-            folder = LiveFolder(resume, resume=True)  # a busy or unwritable folder is refused before any work
-            state = load_state(resume)
-            given = {**(settings.as_dict() if settings else {}), **(load_config(config) if config is not None else {}),
-                     **{k: (str(v) if isinstance(v, Path) else v) for k, v in given.items() if v is not None}}
-            settings, image, reference, observed = resume_inputs(state, Path(resume), given, image, reference, observed)
-        else:
-            settings = compose(given, base=settings, config=config)
-            if image is None:
-                raise UsageError("an input image is needed (--input)")
-            if out is not None:
-                check_output_dir(out, overwrite)  # before any work
-        job = prepare_job(image, settings, observed=bool(observed), reference=reference,
-                          model=None if isinstance(model, (str, Path)) else model, device=device, max_pixels=max_pixels)
-        if state is not None and job.identity != state["identity"]:
-            raise UsageError(f"--resume {resume}: the input, mask or settings differ from the saved run's (a file "
-                             "changed since?); start a new run instead")
-        session = Restoration(job, time_budget=time_budget, state=state, started=started, stop=stop)
-        if out is not None and resume is None:
-            folder = LiveFolder(out, overwrite)
-        _say(job.notes, quiet)  # the job stands and its folder is taken: now the notes and the bar
-        bar = _progress_bar(settings, progress)
+        name = "time_budget" if naming == "keyword" else "--time-budget"
+        raise UsageError(f"{name} must be a positive, finite number of seconds, got {time_budget}")
+
+
+def _drive(session: Restoration, folder: LiveFolder | None, choose: Chooser | None,
+           callback: Callable[[Step], bool | None] | None, progress: bool, quiet: bool) -> RestoreResult:
+    """Step the session to its end (or its stop), keeping the folder up to date, asking `choose`
+    and `callback` after each step; the folder, if any, is held until then and released after."""
+    try:
+        _say(session.job.notes, quiet)  # the job stands and its folder is taken: now the notes and the bar
+        shown = len(session.notes)
+        bar = _progress_bar(session.settings, progress)
         if bar is not None:
             session.listener = lambda record: bar.update(record.nfe - bar.n)
             bar.update(session.nfe)
-        shown = len(session.notes)
         steps = run_steps(session, folder)
         try:
             for step in steps:

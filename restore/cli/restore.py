@@ -29,6 +29,7 @@ from restore.cli.options import (
     run_cli,
     settings_from_args,
 )
+from restore.cli.options import given as options_given
 from restore.cli.steering import Signals, ask, parse_choices, scripted
 from restore.errors import UsageError
 from restore.outputs.resume import load_state
@@ -63,10 +64,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.resume:
         if args.out or args.overwrite:
             raise UsageError("--resume writes on into its own folder; leave out --out and --overwrite")
-        settings = Settings(**load_state(args.resume)["identity"]["settings"])
+        saved = load_state(args.resume)["identity"]["settings"]
+        try:
+            settings = Settings(**saved)
+        except TypeError:
+            raise UsageError(f"--resume {args.resume}: the run was saved by another version of this tool; start a "
+                             "new run instead") from None
         out = Path(args.resume)
-        given = {k: getattr(args, k) for k in ("task", "sigma_y", "mask", "kernel", "model", "solver", "outer", "inner",
-                                               "steps", "eta", "eta_b", "seed", "size", "tile", "precision", "compile", "candidates")}
+        given = dict(options_given(args))  # every setting given must agree with the saved run's
     else:
         if not args.input:
             raise UsageError("the following arguments are required: --input (or --resume OUT)")
@@ -89,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                                config=args.config if args.resume else None, time_budget=args.time_budget,
                                max_pixels=args.max_pixels,
                                progress=not args.quiet, quiet=args.quiet, callback=kept, choose=chooser,
-                               stop=signals.stop, resume=args.resume, **given)
+                               stop=signals.stop, resume=args.resume, naming="flag", **given)
     except Cancelled:
         print("interrupted before the first result; nothing was kept", file=sys.stderr)
         return 130

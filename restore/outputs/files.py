@@ -34,26 +34,28 @@ def is_output_file(name: str) -> bool:
     return name in OUTPUT_FILES or name == LOCK_FILE or bool(_NUMBERED.fullmatch(name))
 
 
-def check_output_dir(out: str | Path, overwrite: bool = False) -> Path:
+def check_output_dir(out: str | Path, overwrite: bool = False, where: str | None = None) -> Path:
     """Raise UsageError when `out` cannot take a new output folder; returns it as a Path.
 
     Refused: a path that exists and is not a folder; a non-empty folder without `overwrite`;
     with `overwrite`, a folder holding files this tool does not write (it is not replaced, so
-    that --overwrite can never delete unrelated data); a location that cannot be created."""
+    that --overwrite can never delete unrelated data); a location that cannot be created. The
+    messages name the flags (--out, --overwrite), or with where="keyword" the keywords."""
     out = Path(out)
+    flag_out, flag_over = ("--out", "--overwrite") if where is None else ("out=", "overwrite=True")
     if out.name in ("", ".", ".."):
-        raise UsageError(f"--out {out} must name a new folder (e.g. outputs/run1), not {str(out)!r}")
+        raise UsageError(f"{flag_out} {out} must name a new folder (e.g. outputs/run1), not {str(out)!r}")
     if out.exists() or out.is_symlink():
         if not out.is_dir() or out.is_symlink():
-            raise UsageError(f"output path {out} exists and is not a folder; choose another --out")
+            raise UsageError(f"output path {out} exists and is not a folder; choose another {flag_out}")
         entries = sorted(e.name for e in out.iterdir())
         if entries and not overwrite:
-            raise UsageError(f"output folder {out} exists and is not empty; pass --overwrite to replace it "
-                             "or choose another --out")
+            raise UsageError(f"output folder {out} exists and is not empty; pass {flag_over} to replace it "
+                             f"or choose another {flag_out}")
         foreign = [e for e in entries if not is_output_file(e)]
         if foreign:
             raise UsageError(f"output folder {out} holds files restore.py did not write ({foreign[0]}, ...); "
-                             "--overwrite only replaces earlier outputs, choose another --out")
+                             f"{flag_over} only replaces earlier outputs, choose another {flag_out}")
     ancestor = out.absolute().parent
     while not ancestor.exists():
         ancestor = ancestor.parent

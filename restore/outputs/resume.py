@@ -11,7 +11,7 @@ import torch
 
 from restore.errors import UsageError, one_line
 from restore.restoration.job import fingerprint
-from restore.settings.schema import Settings
+from restore.settings.schema import SETTINGS, Settings, canonical, name_of
 
 STATE_FILE = "state.pt"
 
@@ -98,22 +98,36 @@ def _status(folder: Path) -> str | None:
 
 
 def resume_inputs(state: dict[str, Any], folder: Path, given: dict[str, Any], image, reference,
-                  observed: bool | None):
+                  observed: bool | None, where: str | None = None):
     """(settings, image, reference, observed) of the saved run, after checking that what the
-    caller gave (settings fields, image, reference, mode) agrees with it; UsageError otherwise."""
+    caller gave (any setting: restore.settings.schema.SETTINGS, old names included; the image,
+    reference and mode) agrees with it; UsageError naming the first that does not (its flag, or
+    with where="keyword" its keyword) otherwise. Nothing given is applied: a resumed run is the
+    saved one, so a setting that differs is refused, never silently dropped."""
     identity = state["identity"]
     saved = identity["settings"]
+    resume = "--resume" if where is None else "resume="
 
     def refuse(what: str) -> UsageError:
-        return UsageError(f"--resume {folder}: {what}; resume with the same input, task and model as the "
-                          "interrupted run, or leave them out")
+        return UsageError(f"{resume} {folder}: {what}; resume with the same settings, input, task and model as "
+                          "the interrupted run, or leave them out")
 
+    try:
+        given = canonical({k: v for k, v in given.items() if v is not None and k != "config"} | (
+            {"solver": saved.get("solver")} if "solver" not in given else {}), where)
+    except UsageError as error:
+        raise refuse(str(error)) from None
     for key, value in given.items():
-        if key in ("mask", "kernel"):
+        named = name_of(key, where)
+        if key not in SETTINGS:
+            raise refuse(f"{key} is not a setting")
+        if SETTINGS[key].spec.file:
             if fingerprint(value) != identity.get(f"{key}_sha256"):
-                raise refuse(f"--{key} {value} is not the {key} of the saved run")
-        elif value != saved.get(key):
-            raise refuse(f"the saved run has {key} {saved.get(key)!r}, not {value!r}")
+                raise refuse(f"{named} {value} is not the {key} of the saved run")
+            continue
+        value = Settings.check(key, value, where)
+        if value != saved.get(key):
+            raise refuse(f"the saved run has {named} {saved.get(key)!r}, not {value!r}")
     mode = identity["mode"]
     if observed is not None and observed != (mode == "observed"):
         raise refuse(f"the saved run is in {mode} mode")
@@ -127,4 +141,9 @@ def resume_inputs(state: dict[str, Any], folder: Path, given: dict[str, Any], im
     image = image if image is not None else state["input"]
     if reference is None and identity["reference_sha256"] is not None:
         reference = state["reference"]
-    return Settings(**saved), image, reference, mode == "observed"
+    try:
+        settings = Settings(**saved)
+    except TypeError:  # a run saved by a version with other settings
+        raise UsageError(f"{resume} {folder}: the run was saved by another version of this tool (its settings "
+                         f"{sorted(set(saved) - set(SETTINGS))} are unknown); start a new run instead") from None
+    return settings, image, reference, mode == "observed"

@@ -3,7 +3,7 @@ super-resolution the low-resolution measurement up-sampled by bicubic interpolat
 Fourier blurs (any kernel) the Wiener filter, the classical deconvolution.
 
 The pseudo-inverse of an operator known only through H and H^T (degradations.LinearOperator,
-such as the exact-boundary blur) is CG's least-squares solution (solvers.cg.least_squares).
+such as the exact-boundary blur) is CG's least-squares solution (degradations.cg.least_squares).
 
 Wiener: x = V diag(|k_hat| / (|k_hat|^2 + nsr)) U^T y over every frequency (the components the
 solvers leave unmeasured included), nsr = noise variance / signal variance with a flat signal
@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from degradations.registry import FOURIER_TASKS, scale_factor
-from solvers.cg import least_squares
+from degradations.cg import least_squares
 
 SIGNAL_VARIANCE = 0.25
 QUANTISATION_VARIANCE = (2 / 255) ** 2 / 12

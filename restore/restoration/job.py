@@ -25,6 +25,7 @@ from typing import Any, Union
 
 import torch
 
+from degradations.registry import tasks
 from restore.errors import UsageError
 from restore.io.images import crop_resize, load_image
 from restore.models.loading import configure, load_model
@@ -82,6 +83,12 @@ def as_image(image: ImageLike, what: str, notes: list[str] | None = None,
     return x.expand(1, 3, *x.shape[-2:]).contiguous() if x.shape[1] == 1 else x
 
 
+def file_options(settings: Settings) -> dict[str, str]:
+    """The files the run's task reads, by option name (a mask, a kernel), from its declaration."""
+    return {o.name: getattr(settings, o.name) for o in tasks()[settings.task].option_specs
+            if o.file and getattr(settings, o.name) is not None}
+
+
 def describe(image: ImageLike) -> str:
     return str(image) if isinstance(image, (str, Path)) else "tensor"
 
@@ -112,10 +119,8 @@ def prepare_job(image: ImageLike, settings: Settings, *, observed: bool = False,
 
     if reference is not None and not observed:
         raise UsageError("--reference is only for --observed mode (in simulation mode the input is the reference)")
-    if settings.mask and settings.task != "inp_mask":
-        tell(f"--mask is only used by task inp_mask; ignored for {settings.task}")
-    if settings.kernel and settings.task != "deblur":
-        tell(f"--kernel is only used by task deblur; ignored for {settings.task}")
+    for line in settings.unused():  # an option of another task or solver
+        tell(line)
     applied = describe_config(settings)
     if applied:
         tell(applied)
@@ -151,9 +156,8 @@ def prepare_job(image: ImageLike, settings: Settings, *, observed: bool = False,
 
     mode = "observed" if observed else "simulation"
     identity = {"mode": mode, "input_sha256": fingerprint(image), "reference_sha256": fingerprint(reference),
-                "mask_sha256": fingerprint(settings.mask) if settings.task == "inp_mask" else None,
-                "settings": settings.as_dict(),
-                **({"kernel_sha256": fingerprint(settings.kernel)} if settings.task == "deblur" else {})}
+                "settings": settings.as_dict(),  # and the files the task reads (its mask, its kernel):
+                **{f"{key}_sha256": fingerprint(path) for key, path in file_options(settings).items()}}
     return Job(settings=settings, prior=prior, network=network, operator=operator, y=y, reference=ref,
                observation=operator.to_image(y).clamp(-1.0, 1.0).cpu(), device=dev, frame=frame, mode=mode,
                input=describe(image), reference_name=describe(reference) if reference is not None else None,

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from degradations import scale_factor
+from degradations.registry import scale_factors
 from restore.errors import UsageError
 from restore.io.images import crop_resize
 from restore.settings.schema import Settings
@@ -60,9 +60,9 @@ class Frame:
 
 
 def _check_min(task: str, h: int, w: int, what: str) -> None:
-    factor = scale_factor(task)
+    fh, fw = scale_factors(task)
     if min(h, w) < MIN_SIDE:
-        low = f" (an observed image of at least {MIN_SIDE // factor}x{MIN_SIDE // factor})" if factor > 1 else ""
+        low = f" (an observed image of at least {MIN_SIDE // fw}x{MIN_SIDE // fh})" if max(fh, fw) > 1 else ""
         raise UsageError(f"{what} is {w}x{h}: {task} restores images of at least {MIN_SIDE}x{MIN_SIDE} pixels{low}; "
                          "give a larger image")
 
@@ -101,10 +101,11 @@ def _simulation_frame(settings: Settings, h: int, w: int, prior: Any, note) -> F
     if isinstance(size, int):
         return Frame(size, size, (size, size))
     _check_min(settings.task, h, w, "the input")
-    factor = scale_factor(settings.task)
-    height, width = -(-h // factor) * factor, -(-w // factor) * factor
+    fh, fw = scale_factors(settings.task)
+    height, width = -(-h // fh) * fh, -(-w // fw) * fw
     if (height, width) != (h, w):
-        note(f"the input is {w}x{h}, which {settings.task} cannot divide by {factor}: restoring it reflect-padded "
+        by = fh if fh == fw else f"{fh} (rows) and {fw} (columns)"
+        note(f"the input is {w}x{h}, which {settings.task} cannot divide by {by}: restoring it reflect-padded "
              f"to {width}x{height} and cropping the outputs back to {w}x{h}")
     return Frame(height, width, (h, w))
 
@@ -113,17 +114,18 @@ def observed_frame(settings: Settings, h: int, w: int, prior: Any, note, margin:
     """The frame of a measurement image of h x w, with `margin` pixels of scene restored beyond
     each edge (see the module docstring)."""
     task, size = settings.task, settings.size
-    factor = scale_factor(task)
-    kind = "low-resolution image" if factor > 1 else "image"
-    if isinstance(size, int) and (h * factor, w * factor) != (size, size):
+    fh, fw = scale_factors(task)
+    factor = fh if fh == fw else f"{fh}x{fw}"
+    kind = "low-resolution image" if max(fh, fw) > 1 else "image"
+    if isinstance(size, int) and (h * fh, w * fw) != (size, size):
         raise UsageError(f"the observed {kind} is {w}x{h}, but {task} at --size {size} needs "
-                         f"{size // factor}x{size // factor}; drop --size to restore at {w * factor}x{h * factor}")
-    height, width = h * factor, w * factor
+                         f"{size // fw}x{size // fh}; drop --size to restore at {w * fw}x{h * fh}")
+    height, width = h * fh, w * fw
     _check_min(task, height, width, f"the restoration of the observed {kind} ({w}x{h})")
     model_size = getattr(prior, "image_size", None)
     if getattr(prior, "fixed_size", False) and (height, width) != (model_size, model_size):
         note(f"the observed {kind} is {w}x{h}: restoring at {width}x{height}"
-             f"{f' (x{factor})' if factor > 1 else ''}, not the model's {model_size}x{model_size}")
+             f"{f' (x{factor})' if max(fh, fw) > 1 else ''}, not the model's {model_size}x{model_size}")
     if margin:
         note(f"--boundary exact: restoring {width + 2 * margin}x{height + 2 * margin}, the photo and {margin} "
              "pixels of the scene beyond each edge, and keeping the photo's frame")

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import torch
 
-from degradations import CroppedBlur, make_operator
-from degradations.registry import fourier_kernel
+from degradations.registry import make_operator, margin
 from restore.errors import UsageError, one_line
-from restore.settings.schema import Settings, solver_parts
-from solvers import SOLVERS, Nested
+from restore.settings.schema import Settings
+from solvers import Nested
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -35,31 +34,20 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def boundary_margin(settings: Settings) -> int:
-    """Pixels of scene restored beyond each edge of the photo under `boundary="exact"`: the
-    kernel's side rounded up to a multiple of 8 (the measured margin of
-    docs/studies/any-blur.md); 0 for periodic boundaries."""
-    if settings.boundary != "exact":
-        return 0
+    """Pixels of scene restored beyond each edge of the photo: the task's margin with the run's
+    options (the exact boundary of a blur: its kernel's side rounded up to a multiple of 8, the
+    measured margin of docs/studies/any-blur.md); 0 for the others."""
     try:
-        kernel = fourier_kernel(settings.task, {"kernel": settings.kernel} if settings.task == "deblur" else {})
-    except ValueError as error:
-        raise UsageError(str(error).splitlines()[0]) from None
-    return 8 * -(-max(kernel.shape) // 8)
+        return margin(settings.task, settings.task_options())
+    except (ValueError, OSError) as error:
+        raise UsageError(one_line(error)) from None
 
 
 def build_operator(settings: Settings, size: int | tuple[int, int], channels: int = 3):
-    """The task's operator on images of `size`; with `boundary="exact"` the photo it measures is
-    2 boundary_margin smaller a side (degradations.CroppedBlur: nothing wraps)."""
-    options = {"inp_mask": {"mask": settings.mask}, "deblur": {"kernel": settings.kernel}}.get(settings.task, {})
+    """The task's operator on images of `size` (with an exact boundary the photo it measures is
+    2 boundary_margin smaller a side: degradations.fourier.blur)."""
     try:
-        if settings.boundary == "exact":
-            h, w = (size, size) if isinstance(size, int) else size
-            q = boundary_margin(settings)
-            if min(h, w) - 2 * q < 16:
-                raise UsageError(f"--boundary exact on a {w}x{h} image measures its centre {w - 2 * q}x{h - 2 * q} "
-                                 f"(a {q}-pixel margin of scene a side): give an image of at least {16 + 2 * q} pixels a side")
-            return CroppedBlur(channels, h - 2 * q, w - 2 * q, fourier_kernel(settings.task, options), q)
-        return make_operator(settings.task, size, channels=channels, **options)
+        return make_operator(settings.task, size, channels=channels, **settings.task_options())
     except ValueError as error:
         message = str(error).splitlines()[0]
         if settings.task == "inp_mask" and "does not match" in message:
@@ -72,14 +60,10 @@ def build_operator(settings: Settings, size: int | tuple[int, int], channels: in
 
 
 def build_solver(settings: Settings, prior, operator):
-    """The solver the settings name: a plain one, or Nested around it."""
-    nested, name = solver_parts(settings.solver)
-    options = {"ddrm": {"eta": settings.eta, "eta_b": settings.eta_b}, "ddnm": {"eta": settings.eta},
-               "diffpir": {"lambda_": settings.lam, "zeta": settings.zeta}, "dps": {"zeta": settings.zeta},
-               "pigdm": {"zeta": settings.zeta}}[name]  # PiGDM keeps its own eta (1)
-    options = {k: v for k, v in options.items() if v is not None}
+    """The solver the settings name, with its declared options: a plain one, or Nested around it."""
+    nested, inner = settings.parts
     try:
-        solver = SOLVERS[name](prior, operator, steps=settings.steps, **options)
+        solver = inner.build(prior, operator, settings.steps, **settings.solver_options())
         if not nested:
             return solver
         return Nested(solver, inner_steps=settings.budgets, outer_eta=settings.outer_eta,

@@ -26,30 +26,33 @@ from restore.settings.configs import (
     measured_config,
 )
 from restore.settings.model_spec import resolve_model
-from restore.settings.schema import Settings
+from restore.settings.schema import ALIASES, SETTINGS, Settings, canonical
 
 
-def compose(explicit: dict[str, Any], *, base: Settings | None = None, config: str | Path | None = None) -> Settings:
-    """The validated settings of a run. explicit: what the person set (None values are unset);
-    base: settings to start from instead of the defaults (then no measured config is applied);
-    config: a settings file (a name in configs/ or a path), or "none" for no measured config."""
+def compose(explicit: dict[str, Any], *, base: Settings | None = None, config: str | Path | None = None,
+            where: str | None = None) -> Settings:
+    """The validated settings of a run. explicit: what the person set (None values are unset; old
+    names such as zeta are accepted: restore.settings.schema.ALIASES); base: settings to start
+    from instead of the defaults (then no measured config is applied); config: a settings file (a
+    name in configs/ or a path), or "none" for no measured config; where: "keyword" when the
+    values are an API's keywords (messages then name keywords, not flags)."""
     explicit = {k: v for k, v in explicit.items() if v is not None}
-    unknown = sorted(map(str, set(explicit) - {f.name for f in fields(Settings)}))
+    unknown = sorted(map(str, set(explicit) - {f.name for f in fields(Settings)} - set(ALIASES)))
     if unknown:
         raise UsageError(f"unknown setting(s) {', '.join(unknown)}")
     for key in ("task", "solver", "model"):  # the composition looks these up before Settings checks the rest
         if key in explicit:
-            explicit[key] = Settings.check(key, explicit[key])
+            explicit[key] = Settings.check(key, explicit[key], where)
     values = base.as_dict() if base is not None else {}
     if config is not None and str(config).lower() != "none":
         values.update(load_config(config), config=str(config))
     elif base is None and config is None:
         values.update(apply_measured(explicit))
-    values.update(explicit)
-    for key in ("mask", "kernel"):
-        if values.get(key) is not None:
+    values = canonical({**values, **explicit}, where)
+    for key, setting in SETTINGS.items():
+        if setting.spec.file and values.get(key) is not None:
             values[key] = str(values[key])
-    return Settings(**values).validate()
+    return Settings(**values).validate(where)
 
 
 def task_defaults(values: dict[str, Any]) -> dict[str, Any]:

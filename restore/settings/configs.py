@@ -16,10 +16,11 @@ import yaml
 
 from restore import paths
 from restore.errors import UsageError, one_line
-from restore.settings.schema import Settings
+from restore.settings.schema import ALIASES, SETTINGS, Settings
 
-METHOD_KEYS = ("solver", "outer", "inner", "steps", "eta", "eta_b", "zeta", "lam", "outer_power", "outer_eta",
-               "outer_times", "outer_noise", "inner_power")
+#: the settings a measured config fills where the person set none: the solver, Nested's outer
+#: loop, the plain solvers' steps and every solver's options (derived from the declarations)
+METHOD_KEYS = ("solver", *(k for k, s in SETTINGS.items() if s.kind in ("nested", "solver")), "steps")
 
 
 #: What an inpainting task's Nested DDRM gets when neither the person nor a measured config sets
@@ -31,7 +32,8 @@ METHOD_KEYS = ("solver", "outer", "inner", "steps", "eta", "eta_b", "zeta", "lam
 #: without inner_power and -0.27 +- 0.08 with it (docs/studies/nested-inpainting.md).
 INPAINTING = {"outer_times": "cosine", "outer_noise": 1.0, "inner_power": 0.5}
 TASK_DEFAULTS = {"inp_box": INPAINTING, "inp_mask": INPAINTING}
-OUTER_KEYS = ("outer_power", "outer_eta", "outer_times", "outer_noise", "inner_power")
+#: Nested's outer-loop settings other than the split (outer, inner)
+OUTER_KEYS = tuple(k for k, s in SETTINGS.items() if s.kind == "nested" and k not in ("outer", "inner"))
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
@@ -55,10 +57,12 @@ def load_config(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise UsageError(f"config {path} must be a mapping of settings (key: value lines), got a {type(data).__name__}")
     known = {f.name for f in fields(Settings)} - {"config"}
-    unknown = sorted(map(str, set(data) - known))
+    unknown = sorted(map(str, set(data) - known - set(ALIASES)))
     if unknown:
         raise UsageError(f"config {path} has unknown keys {unknown}; allowed: {sorted(known)}")
-    return {key: Settings.check(key, value, where=f"config {path}") for key, value in data.items()}
+    # an old name (zeta) is checked once the solver it belongs to is known (restore.settings.compose)
+    return {key: value if key in ALIASES else Settings.check(key, value, where=f"config {path}")
+            for key, value in data.items()}
 
 
 def measured_config(task: str, model: str) -> Path | None:
@@ -72,12 +76,14 @@ def describe(settings: Settings) -> str | None:
     if not settings.config:
         defaults = TASK_DEFAULTS.get(settings.task)
         if defaults and settings.nested and all(getattr(settings, k) == v for k, v in defaults.items()):
-            flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in defaults.items())
+            flags = " ".join(f"{SETTINGS[k].flag} {v}" for k, v in defaults.items())
             return ("inpainting: each outer step re-noises the inner result with fresh noise, on the cosine outer "
                     f"grid, inner runs gathered at their top ({flags}; docs/studies/nested-inpainting.md)")
         return None
     measured = load_config(settings.config)
+    inner = settings.parts[1].name
+    default = lambda k: SETTINGS[k].defaults.get(inner) if SETTINGS[k].kind == "solver" else getattr(Settings, k)  # noqa: E731
     changed = [f"{k} {measured[k]}" for k in METHOD_KEYS
-               if k in measured and getattr(settings, k) == measured[k] != getattr(Settings, k)]
+               if k in measured and getattr(settings, k) == measured[k] != default(k)]
     what = f": {', '.join(changed)}" if changed else ""
     return f"settings from {settings.config}{what} (flags override them; --config none ignores the file)"

@@ -38,7 +38,8 @@ from restore.quality.metrics import compute_all
 from restore.restoration.seeds import image_seeds
 from restore.settings.build import build_solver, resolve_device
 from restore.settings.model_spec import BUNDLED
-from restore.settings.schema import SOLVER_NAMES, Settings, parse_times
+from restore.settings.schema import SOLVER_NAMES, Settings
+from solvers.options import parse_times
 from solvers import make_generators
 
 
