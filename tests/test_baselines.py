@@ -12,7 +12,7 @@ from restore.quality.baselines import baseline, baseline_names, baselines
 def test_scale_factor_matches_the_operators():
     for task in TASKS:
         options = {"inp_mask": {"mask": torch.ones(16, 16, dtype=torch.bool)},
-                   "deblur": {"kernel": torch.ones(3, 3)}, "deblur_motion": {"size": 9}}.get(task, {})
+                   "deblur": {"kernel": torch.ones(3, 3)}, "deblur_motion": {"kernel_size": 9}}.get(task, {})
         assert scale_factor(task) == make_operator(task, 16, **options).scale_factor
     assert (scale_factor("sr4"), scale_factor("sr_bicubic8"), scale_factor("deno")) == (4, 8, 1)
     with pytest.raises(ValueError, match="valid tasks"):

@@ -292,7 +292,7 @@ def _errors(tmp: Path, model: Path):
         "unknown solver": (["--input", img, "--solver", "nested-foo", *tiny], "unknown solver 'nested-foo'"),
         "bad inner list": (["--input", img, *tiny, "--inner", "2,x"], "comma list such as 2,3,5,10"),
         "zero in inner list": (["--input", img, *tiny, "--inner", "2,0"], "positive numbers of calls"),
-        "diffpir zeta": (["--input", img, "--solver", "diffpir", "--zeta", "3", *tiny], "--zeta must lie in [0, 1] for DiffPIR"),
+        "diffpir zeta": (["--input", img, "--solver", "diffpir", "--zeta", "3", *tiny], "--noise-share must lie in [0, 1], got 3.0"),
         "existing output": (["--input", img, "--out", full, *tiny], "pass --overwrite"),
         "model not found": (["--input", img, "--model", tmp / "no-such-model"], "not found"),
         "model not a model": (["--input", img, "--model", tmp / "adir"], "not a diffusers"),

@@ -10,6 +10,7 @@ from restore.errors import UsageError
 from restore.paths import CONFIG_DIR
 from restore.settings import Settings
 from restore.settings.configs import load_config
+from solvers.registry import solvers
 
 CONFIGS = sorted(CONFIG_DIR.glob("*.yaml"))
 
@@ -61,9 +62,9 @@ def test_flags_override_it_and_none_or_another_solver_skip_it(measured, tiny_mod
     assert _run(tiny_model_dir, eta=0.9).settings.eta == 0.9
     assert _run(tiny_model_dir, eta=0.9).settings.outer_power == 1.0
     off = _run(tiny_model_dir, config="none").settings
-    assert (off.eta, off.outer_power, off.config) == (Settings.eta, Settings.outer_power, None)
+    assert (off.eta, off.outer_power, off.config) == (solvers()["ddrm"].defaults()["eta"], Settings.outer_power, None)
     other = _run(tiny_model_dir, solver="ddrm", steps=1).settings  # measured for nested: not applied
-    assert (other.eta, other.config) == (Settings.eta, None)
+    assert (other.eta, other.config) == (solvers()["ddrm"].defaults()["eta"], None)
     assert _run(tiny_model_dir, task="sr4").settings.config is None  # no config for that pair
 
 
@@ -76,7 +77,7 @@ def test_the_command_line_applies_it_too(measured, tiny_model_dir):
     assert applied.eta == 0.5 and applied.config.endswith("deno_tiny-ddpm.yaml")
     assert settings_from_args(build_parser().parse_args([*base, "--eta", "0.7"])).eta == 0.7
     off = settings_from_args(build_parser().parse_args([*base, "--config", "none"]))
-    assert off.eta == Settings.eta and off.config is None
+    assert off.eta == solvers()["ddrm"].defaults()["eta"] and off.config is None
 
 
 # --------------------------------------------------------------------------- task defaults

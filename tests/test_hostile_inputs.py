@@ -67,7 +67,7 @@ def test_out_of_range_values_are_one_line(tiny_model_dir, tmp_path, capsys, argv
 
 @pytest.mark.parametrize("text, expected", [
     ("sigma_y: abc\n", "sigma_y must be >= 0 and at most 1 (a finite std on the [0, 1] pixel scale), got 'abc'"),
-    ("eta: null\n", "eta must lie in [0, 1], got None"),
+    ("eta: 2\n", "eta must lie in [0, 1], got 2"),
     ("outer: four\n", "outer must be a positive number of steps, at most 1000, got 'four'"),
     ("size: [1, 2]\n", "size must be at least 16 pixels, or 'native', got [1, 2]"),
     ("sigma_y: .nan\n", "got nan"),
@@ -97,11 +97,15 @@ def test_restore_image_validates_like_the_command_line(tiny_model_dir):
     from restore import restore_image
 
     img = torch.zeros(1, 3, 32, 32)
-    for kwargs, expected in [({"sigma_y": math.nan}, "--sigma-y must be"), ({"outer": 0}, "--outer must be"),
-                             ({"eta": "high"}, "--eta must lie in [0, 1], got 'high'"),
-                             ({"colour": "red"}, "restore_image got unknown setting(s) colour"), ({"steps": True}, "--steps must be")]:
+    for kwargs, expected in [({"sigma_y": math.nan}, "sigma_y must be"), ({"outer": 0}, "outer must be"),
+                             ({"eta": "high"}, "eta must lie in [0, 1], got 'high'"),
+                             ({"colour": "red"}, "restore_image got unknown setting(s) colour"), ({"steps": True}, "steps must be"),
+                             ({"time_budget": -1.0}, "time_budget must be a positive"),
+                             ({"mask": "nowhere.png", "task": "inp_mask"}, "mask file nowhere.png not found"),
+                             ({"zeta": 0.5}, "zeta 0.5: zeta is an old name"),
+                             ({"out": "/", "overwrite": True}, "out= / must name a new folder")]:
         with pytest.raises(UsageError, match="^" + expected.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
-            restore_image(img, "sr4", model=str(tiny_model_dir), quiet=True, **kwargs)
+            restore_image(img, **{"task": "sr4", **kwargs}, model=str(tiny_model_dir), quiet=True)
 
 
 def test_metrics_json_is_strict_json(tiny_model_dir, tmp_path, capsys):

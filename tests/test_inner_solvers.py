@@ -260,12 +260,12 @@ def test_settings_name_every_solver():
     assert (s.outer, s.nfe, s.anytime_steps, s.label) == (4, 20, 4, "Nested DDRM 2+3+5+10")
     assert build_solver(s, prior, op).name == "NestedDDRM"
     assert Settings(solver="diffpir").validate().label == "DiffPIR 20 steps"
-    built = build_solver(Settings(solver="diffpir", zeta=0.5, lam=7.0).validate(), prior, op)
+    built = build_solver(Settings(solver="diffpir", noise_share=0.5, lam=7.0).validate(), prior, op)
     assert (built.zeta, built.lambda_) == (0.5, 7.0)
     with pytest.raises(UsageError, match="unknown solver 'nested-foo'"):
         Settings(solver="nested-foo").validate()
-    with pytest.raises(UsageError, match="zeta"):
-        Settings(solver="diffpir", zeta=3.0).validate()
+    with pytest.raises(UsageError, match="--noise-share must lie in"):
+        Settings(solver="diffpir", noise_share=3.0).validate()
     with pytest.raises(UsageError, match="do not fit"):
         build_solver(Settings(solver="nested-diffpir", outer=300, inner=4).validate(), prior, op)
 
@@ -311,7 +311,7 @@ def test_clipped_prediction_keeps_x_t_consistent():
     assert raw.abs().max() > 10
 
 
-@pytest.mark.parametrize("task, options", [("sr4", {}), ("inp_box", {}), ("deblur_motion", {"size": 3, "zero_below": 0.0}),
+@pytest.mark.parametrize("task, options", [("sr4", {}), ("inp_box", {}), ("deblur_motion", {"kernel_size": 3, "zero_below": 0.0}),
                                            ("color", {})])
 @pytest.mark.parametrize("sigma_y", [0.0, 0.05])
 def test_pigdm_guidance_is_the_exact_likelihood_score_for_a_unit_variance_prior(task, options, sigma_y):

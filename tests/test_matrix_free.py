@@ -11,8 +11,8 @@ from gaussian_prior import GaussianPrior
 
 from degradations import LinearOperator, MatrixOperator, make_operator
 from solvers import DDNM, DDRM, DPS, DiffPIR, Nested, PiGDM, make_generators
-from solvers.cg import conjugate_gradient, least_squares, proximal
-from solvers.step import Measurement, SpectralMeasurement
+from degradations.cg import conjugate_gradient, least_squares, proximal
+from degradations.measurement import Measurement, SpectralMeasurement
 
 SIZE = 8
 
@@ -84,7 +84,7 @@ def test_diffpir_takes_its_data_step_by_cg_on_a_sparse_operator():
         dense = matrix.to_dense()
         a = dense.T @ dense + rho * torch.eye(dense.shape[1], dtype=torch.float64)
         expected = torch.linalg.solve(a, (dense.T @ y.T + rho * x0.flatten(1).T)).T
-        got = solver.data_step(x0, meas, t, 0).flatten(1)
+        got = meas.prox(x0, rho, solver.cg_iterations, solver.cg_tolerance).flatten(1)
         torch.testing.assert_close(got, expected, rtol=0, atol=1e-6 * float(expected.abs().max()))
 
 
@@ -165,8 +165,40 @@ def test_dps_differentiates_through_a_sparse_operator():
                                rtol=0, atol=1e-8)
 
 
-@pytest.mark.parametrize("solver", [DDRM, DDNM, PiGDM])
+@pytest.mark.parametrize("solver", [DDRM, DDNM])
 def test_solvers_that_need_the_svd_say_so(solver):
     op = MatrixOperator(sparse_matrix(10, 3 * SIZE * SIZE), (3, SIZE, SIZE))
-    with pytest.raises(TypeError, match="needs the operator's SVD .* use DPS or DiffPIR"):
+    with pytest.raises(TypeError, match="needs the operator's SVD .* use DPS, DiffPIR or PiGDM"):
         solver(gaussian(), op)
+
+
+@pytest.mark.parametrize("task", ["sr2", "inp_box", "deblur_gauss"])
+@pytest.mark.parametrize("c", [0.0, 0.3])
+def test_the_weighted_residual_by_cg_is_the_closed_form(task, c):
+    """H^T (H H^T + c I)^-1 (y - H x0): CG on the measurement side against the SVD's closed form, to
+    1e-8 plus the operator's own V^T V - I error (float32-orthogonal factors of the separable blurs)
+    amplified by (H H^T)^-1 at most 1 / s_min^2."""
+    op = make_operator(task, SIZE).to("cpu", torch.float64)
+    v = torch.randn(3, op.n, dtype=torch.float64, generator=torch.Generator().manual_seed(9))
+    s = op.singulars()
+    tolerance = 1e-8 + 10 * float((op.Vt(op.V(v)) - v).abs().max()) / float(s[s > 0].min()) ** 2
+    g = torch.Generator().manual_seed(5)
+    x0 = torch.randn(2, *op.image_shape, generator=g, dtype=torch.float64)
+    y = op.H(torch.randn(2, *op.image_shape, generator=g, dtype=torch.float64))
+    expected = op.measure(y, 0.0).weighted_residual(x0, c)
+    got = ForwardOnly(op).measure(y, 0.0).weighted_residual(x0, c, iterations=500, tolerance=1e-13)
+    torch.testing.assert_close(got, expected, rtol=0, atol=tolerance)
+
+
+@pytest.mark.parametrize("task", ["sr2", "inp_box", "deblur_gauss"])
+@pytest.mark.parametrize("sigma_y", [0.0, 0.05])
+def test_pigdm_through_h_and_ht_alone_is_pigdm_on_the_svd(task, sigma_y):
+    """Its guidance's weighted residual by CG on the measurement side: the same run to the solves' tolerance."""
+    prior = gaussian()
+    op = make_operator(task, SIZE).to("cpu", torch.float64)
+    x = prior.mu + prior.std * torch.randn(2, *prior.mu.shape, generator=torch.Generator().manual_seed(8),
+                                           dtype=torch.float64)
+    y = op.observe(x, sigma_y, make_generators([3, 4]))
+    expected = PiGDM(prior, op, steps=5).restore(y, sigma_y, make_generators([5, 6]))
+    got = PiGDM(prior, ForwardOnly(op), steps=5).restore(y, sigma_y, make_generators([5, 6]))
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-4)

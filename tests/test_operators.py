@@ -59,7 +59,7 @@ CASES = [
     ("color", (12, 20), 3, {}),
     ("inp_box", 12, 1, {}),
     ("inp_box", (12, 20), 3, {}),
-    ("inp_random", 12, 3, {"fraction_missing": 0.3, "seed": 4}),
+    ("inp_random", 12, 3, {"fraction_missing": 0.3, "mask_seed": 4}),
     ("inp_random", 20, 1, {}),
     ("inp_text", 20, 3, {}),
     ("inp_text", (12, 20), 1, {}),
@@ -67,12 +67,12 @@ CASES = [
     ("inp_mask", 12, 3, {"mask": random_mask(36, 12, 0.5, seed=2).reshape(3, 12, 12)}),
     ("deblur_uniform", 12, 1, {"zero_below": 0.0}),
     ("deblur_uniform", (20, 12), 3, {"zero_below": 0.0}),
-    ("deblur_gauss", 20, 3, {"sigma": 1.0, "zero_below": 0.0}),
-    ("deblur_gauss", (12, 20), 1, {"sigma": 2.0, "zero_below": 0.0}),
+    ("deblur_gauss", 20, 3, {"blur_sigma": 1.0, "zero_below": 0.0}),
+    ("deblur_gauss", (12, 20), 1, {"blur_sigma": 2.0, "zero_below": 0.0}),
     # the Fourier blurs: circular, any kernel (non-separable, even sides, non-square images)
-    ("deblur_motion", 12, 1, {"size": 7, "seed": 3, "zero_below": 0.0}),
-    ("deblur_motion", (13, 10), 3, {"size": 5, "seed": 1, "zero_below": 0.0}),
-    ("deblur_disk", (11, 14), 3, {"radius": 2.0, "zero_below": 0.0}),
+    ("deblur_motion", 12, 1, {"kernel_size": 7, "kernel_seed": 3, "zero_below": 0.0}),
+    ("deblur_motion", (13, 10), 3, {"kernel_size": 5, "kernel_seed": 1, "zero_below": 0.0}),
+    ("deblur_disk", (11, 14), 3, {"disk_radius": 2.0, "zero_below": 0.0}),
     ("deblur", (9, 7), 1, {"kernel": torch.tensor([[0.1, 0.3, 0.0], [0.5, 0.2, 0.1], [0.0, 0.4, 0.2],
                                                    [0.3, 0.0, 0.1]], dtype=DT), "zero_below": 0.0}),
     ("deblur", 8, 3, {"kernel": torch.tensor([[1.0, 2.0], [0.0, 1.0]], dtype=DT), "zero_below": 0.0}),
@@ -110,7 +110,7 @@ def reference_mask(case) -> torch.Tensor:
     if task == "inp_box":
         m = box_mask(h, w)
     elif task == "inp_random":
-        m = random_mask(h, w, **options)
+        m = random_mask(h, w, options.get("fraction_missing", 0.5), options.get("mask_seed", 0))
     elif task == "inp_text":
         m = text_mask(h, w)
     else:
@@ -124,9 +124,9 @@ def reference_kernel(case) -> torch.Tensor:
 
     task, _, _, options = case
     if task == "deblur_motion":
-        k = motion_kernel(options.get("seed", 0), options.get("size", 17))
+        k = motion_kernel(options.get("kernel_seed", 0), options.get("kernel_size", 17))
     elif task == "deblur_disk":
-        k = disk_kernel(options.get("radius", 3.0))
+        k = disk_kernel(options.get("disk_radius", 3.0))
     else:
         k = options["kernel"].double()
     return k / k.sum()
@@ -161,7 +161,7 @@ def reference_H(case, x: torch.Tensor) -> torch.Tensor:
         if task == "deblur_uniform":
             k = torch.full((9,), 1.0 / 9, dtype=DT)
         else:
-            sigma = options["sigma"]
+            sigma = options["blur_sigma"]
             t = torch.arange(-math.ceil(3 * sigma), math.ceil(3 * sigma) + 1, dtype=DT)
             k = torch.exp(-(t**2) / (2 * sigma**2))
             k = k / k.sum()
@@ -229,7 +229,7 @@ def test_one_d_rule_is_the_product_of_truncated_factors(case):
     if task.startswith("sr_bicubic"):
         A, B = bicubic_matrix(h, int(task[-1])), bicubic_matrix(w, int(task[-1]))
     else:
-        kernel = uniform_kernel(9) if task == "deblur_uniform" else gaussian_kernel(options.get("sigma", 2.0))
+        kernel = uniform_kernel(9) if task == "deblur_uniform" else gaussian_kernel(options.get("blur_sigma", 2.0))
         A, B = conv_matrix(kernel, h), conv_matrix(kernel, w)
 
     def cut(M):
@@ -452,7 +452,7 @@ def test_registry_classes():
     assert isinstance(make_operator("sr_bicubic4", 8), BicubicSR)
     assert isinstance(make_operator("color", 8), Colorization)
     assert isinstance(make_operator("inp_box", 8), Inpainting)
-    assert isinstance(make_operator("deblur_gauss", 8, sigma=1.0), Deblurring)
+    assert isinstance(make_operator("deblur_gauss", 8, blur_sigma=1.0), Deblurring)
     assert make_operator("sr2", (8, 12), 1).measurement_shape == (1, 4, 6)
 
 
@@ -461,15 +461,15 @@ def test_make_operator_errors():
         make_operator("sr3", 12)
     with pytest.raises(ValueError, match="foo"):
         make_operator("sr4", 16, foo=1)
-    with pytest.raises(ValueError, match="sigma"):
-        make_operator("deblur_uniform", 16, sigma=2.0)
+    with pytest.raises(ValueError, match="blur_sigma"):
+        make_operator("deblur_uniform", 16, blur_sigma=2.0)
     with pytest.raises(ValueError, match="divisible by 4"):
         make_operator("sr4", 18)
     with pytest.raises(ValueError, match="divisible by 8"):
         make_operator("sr_bicubic8", (16, 20))
     with pytest.raises(ValueError, match="channels=3"):
         make_operator("color", 12, channels=1)
-    with pytest.raises(ValueError, match="inp_mask needs a mask: "):
+    with pytest.raises(ValueError, match="inp_mask needs a mask "):
         make_operator("inp_mask", 12)
     with pytest.raises(ValueError, match=r"\(12, 12\)"):
         make_operator("inp_mask", 12, mask=torch.ones(10, 12, dtype=torch.bool))
@@ -616,7 +616,7 @@ def test_wiener_baseline_inverts_a_well_conditioned_blur_and_damps_the_rest():
     op = make_operator("deblur", (8, 9), 3, kernel=torch.tensor([[0.7, 0.3]], dtype=DT)).to(dtype=DT)  # |k_hat| >= 0.4
     x = rand_image(op)
     torch.testing.assert_close(op.wiener(op.H(x), 1e-12), x, atol=1e-5, rtol=0)
-    blur = make_operator("deblur_disk", 32, 1, radius=3.0).to(dtype=DT)
+    blur = make_operator("deblur_disk", 32, 1, disk_radius=3.0).to(dtype=DT)
     x = rand_image(blur, batch=1)
     y = blur.observe(x, 0.05, torch.Generator().manual_seed(0))
     wiener, pinv = baseline("wiener", blur, y, 0.05), baseline("pinv", blur, y, 0.05)

@@ -286,8 +286,16 @@ def test_user_errors_change_nothing(tiny_model_dir, tmp_path, capsys):
         "resume: no folder": (["--resume", tmp_path / "nope"], "no such folder"),
         "resume: complete": (["--resume", done], "nothing to resume"),
         "resume: other input": (["--resume", stopped, "--input", other], "is not the input of the saved run"),
-        "resume: other task": (["--resume", stopped, "--task", "sr2"], "has task 'sr4', not 'sr2'"),
-        "resume: other model": (["--resume", stopped, "--model", "natural-ddpm"], "has model"),
+        "resume: other task": (["--resume", stopped, "--task", "sr2"], "has --task 'sr4', not 'sr2'"),
+        "resume: other model": (["--resume", stopped, "--model", "natural-ddpm"], "has --model"),
+        # once silently ignored with --resume: every setting given must be the saved run's
+        "resume: --lambda": (["--resume", stopped, "--lambda", "30"], "has --lambda None, not 30.0"),
+        "resume: --zeta": (["--resume", stopped, "--zeta", "0.3"], "--zeta 0.3: --zeta is an old name"),
+        "resume: --boundary": (["--resume", stopped, "--boundary", "exact"], "has --boundary None, not 'exact'"),
+        "resume: --outer-power": (["--resume", stopped, "--outer-power", "1"], "has --outer-power 2.0, not 1.0"),
+        "resume: --outer-times": (["--resume", stopped, "--outer-times", "cosine"], "has --outer-times None"),
+        "resume: --inner-power": (["--resume", stopped, "--inner-power", "0.5"], "has --inner-power 1.0, not 0.5"),
+        "resume: --eta": (["--resume", stopped, "--eta", "0.5"], "has --eta 0.85, not 0.5"),
         "resume with --out": (["--resume", stopped, "--out", tmp_path / "n5"], "leave out --out"),
     }
     for name, (argv, expected) in cases.items():
@@ -296,4 +304,5 @@ def test_user_errors_change_nothing(tiny_model_dir, tmp_path, capsys):
         assert code == 2, (name, err)
         assert len(err.strip().splitlines()) == 1 and expected in err, (name, err)
         assert snapshot(tmp_path) == before, name
-    assert cli(["--resume", stopped, "--input", src, "--task", "sr4"], capsys)[0] == 0  # the same: fine
+    assert cli(["--resume", stopped, "--input", src, "--task", "sr4", "--eta", "0.85", "--outer-power", "2"],
+               capsys)[0] == 0  # the same: fine
