@@ -83,7 +83,8 @@ def build(page: Page) -> gr.Blocks:
                                                                default_size=24),
                                                 transforms=[], layers=False, height=360), page.max_pixels)
                 gr.Examples([[str(EXAMPLE)]], inputs=[upload], outputs=[editor, status], fn=page.load_input,
-                            run_on_click=True, cache_examples=False, label="Example (public domain)")
+                            run_on_click=True, cache_examples=False, label="Example (public domain)",
+                            elem_id="example")
                 with gr.Row():
                     # deblur needs a kernel file, which the page does not take (the command line does)
                     task = gr.Dropdown([t for t in TASKS if t != "deblur"], value="sr4", label="Task", elem_id="task")
