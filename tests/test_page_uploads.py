@@ -228,6 +228,10 @@ def attack_every_event(server, http, named) -> list[tuple[str, object]]:
 def test_another_browsers_editor_blobs_are_refused(server):
     """The image editor can also take its images as blobs posted under an id the browser picks:
     that id is honoured only for the browser that posted them."""
+    # Gradio's component_server route runs a component's server functions outside process_api (where
+    # restore.page.uploads checks): the page's only one is the editor's, which guard wraps
+    assert {(type(b).__name__, f.__name__) for b in server.demo.blocks.values()
+            for f in getattr(b, "server_fns", [])} == {("ImageEditor", "accept_blobs")}
     owner, other = browser(server), browser(server)
     editor_id = next(b._id for b in server.demo.blocks.values() if getattr(b, "elem_id", None) == "input")
     blob = uuid.uuid4().hex
@@ -259,6 +263,10 @@ def test_a_browsers_own_upload_works_in_every_field(server):
     assert kind == "ok" and "PSNR" in data[0], data  # the reference was read: scores
     made_up = httpx.Client(base_url=server.url, timeout=60, cookies={COOKIE: "mine"})
     assert token_of(made_up.get("/config").cookies) not in (None, "mine")
+    # without cookies every request is a new browser: its upload is not the next request's
+    sent = {"files": ("face.png", EXAMPLE.read_bytes())}
+    [forgotten] = httpx.post(f"{server.url}/gradio_api/upload", files=sent).json()
+    assert direct(httpx.Client(base_url=server.url), "load_input_1", [fd(forgotten)]) == ("error", REFUSED)
 
 
 def test_the_example_is_handed_to_the_browser_that_picks_it(server):

@@ -2,7 +2,9 @@
 localhost unless told otherwise, with every file it writes in one temporary folder.
 
 Nothing is served by its path from that folder (no `allowed_paths`): the browser gets only Gradio's
-uploads and its cache copies of what a handler hands it. The number fields, the slider and the
+uploads and its cache copies of what a handler hands it; and a file value a client sends is
+honoured only if that browser uploaded the file or was handed it (restore.page.uploads, which
+serve installs). The number fields, the slider and the
 model menu pass their values to the handler as sent, which says in the status line what is wrong
 with one (Gradio's own checks would end the event with a bare error); the editor refuses, from the
 file's header, an image over the page's pixel limit before Gradio decodes it."""
