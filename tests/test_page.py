@@ -163,6 +163,23 @@ def test_choose_a_candidate(page):
     assert metrics["chosen"] == 1 and metrics["choices"][-1] == {"after_step": 3, "choose": 1}
 
 
+def test_the_example_restores(page):
+    """A click on the example loads it (the page hands the browser its copy, which the browser then
+    names: restore.page.uploads lets it), and it restores to a downloadable final image."""
+    from playwright.sync_api import expect
+
+    page.locator("#example").get_by_text("face.png").first.click()
+    expect(page.locator("#status")).to_contain_text("Loaded face.png")
+    choose(page, "model", "slow-tiny")
+    page.locator("#outer input").fill("1")
+    page.locator("#inner input").fill("1")
+    page.locator("#start").click()
+    expect(page.locator("#status")).to_contain_text("Complete")
+    final = np.asarray(Image.open(download(page, "final.png")))
+    assert final.shape == (32, 32, 3)
+    assert json.loads(download(page, "metrics.json").read_text())["status"] == "complete"
+
+
 def test_bad_uploads_get_a_message(page, tmp_path):
     from playwright.sync_api import expect
 
@@ -204,8 +221,8 @@ def test_everything_written_lives_in_the_temporary_folder(server):
     import urllib.request
 
     url, root = server
-    runs = sorted((root / "runs").iterdir())  # the four runs (a start that failed leaves nothing)
-    assert len(runs) == 4 and all((r / "input.png").is_file() and (r / "out" / "metrics.json").is_file() for r in runs)
+    runs = sorted((root / "runs").iterdir())  # the five runs (a start that failed leaves nothing)
+    assert len(runs) == 5 and all((r / "input.png").is_file() and (r / "out" / "metrics.json").is_file() for r in runs)
     # each run's folder has a random name, and nothing in it is served by its path (tests/test_page_isolation.py)
     assert all(re.fullmatch(r"[0-9a-f]{32}", r.name) for r in runs)
     for path in (runs[0] / "input.png", runs[0] / "out" / "final.png", runs[0] / "out" / "metrics.json"):

@@ -1,11 +1,12 @@
 """People using the page at once are kept apart, and what one person may ask of the server is
 bounded: against the real server (restore.page.layout.serve on 127.0.0.1, the slowed tiny model of
-tests/test_page.py), with person A in headless Chromium and person B a plain HTTP client (urllib,
-no cookies) that knows where A's files lie on disk.
+tests/test_page.py), with person A in headless Chromium and person B a plain HTTP client (httpx,
+with a cookie of its own) that knows where A's files lie on disk.
 
 - nothing of the page's folder is served by its path (Gradio's file route answers 403), run folders
   have unguessable names, what the browser gets are Gradio's cache copies under a secret-seeded hash;
-- B's Stop and Keep all (with no run of its own) do not touch A's run;
+- B's Stop and Keep all (with no run of its own) do not touch A's run; B naming A's upload or A's
+  result as its own input is refused (tests/test_page_uploads.py: every event, every path);
 - the model menu holds exactly the models the server was started with; a typed one is refused
   with the same line whether or not it exists;
 - an empty, NaN, infinite, non-numeric or out-of-range field, or an upload over max_pixels, gets a
@@ -20,10 +21,11 @@ import re
 import urllib.error
 import urllib.parse
 import urllib.request
-import uuid
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
+import httpx
 import pytest
 from PIL import Image
 from test_page import ARGS, CHROMIUM, EXAMPLE, TIMEOUT, SlowPrior, _free_port, setup_run
@@ -83,37 +85,44 @@ def file_url(server, path: Path | str) -> str:
     return f"{server.url}/gradio_api/file={urllib.parse.quote(str(path))}"
 
 
-def call(server, api_name: str, data: list) -> list:
-    """One event through Gradio's HTTP API (its own new session): the last data it sends."""
-    body = json.dumps({"data": data}).encode()
-    request = urllib.request.Request(f"{server.url}/gradio_api/call/{api_name}", data=body,
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        event = json.loads(response.read())["event_id"]
-    with urllib.request.urlopen(f"{server.url}/gradio_api/call/{api_name}/{event}", timeout=120) as response:
-        stream = response.read().decode()
-    assert "event: complete" in stream, stream
-    return json.loads(stream.rsplit("event: complete", 1)[1].split("data:", 1)[1].strip().splitlines()[0])
+def client(server) -> httpx.Client:
+    """A plain HTTP client that keeps its cookies, as a browser does: the page knows it by the
+    cookie of its first answer (restore.page.uploads)."""
+    return httpx.Client(base_url=server.url, timeout=120)
 
 
-def upload(server, path: Path) -> str:
+def answer(server, api_name: str, data: list, http: httpx.Client | None = None) -> tuple[str, Any]:
+    """One event through Gradio's HTTP API (from `http`, or a client of its own):
+    ("complete", the last data it sends) or ("error", its message)."""
+    http = http or client(server)
+    body = json.dumps({"data": data})  # NaN and infinity as Python writes them: what a client may send
+    event = http.post(f"/gradio_api/call/{api_name}", content=body,
+                      headers={"Content-Type": "application/json"}).json()["event_id"]
+    stream = http.get(f"/gradio_api/call/{api_name}/{event}").text
+    kind, _, rest = stream.rstrip().rpartition("event: ")[2].partition("\ndata: ")
+    body = json.loads(rest.strip().splitlines()[0])
+    return kind, body if kind == "complete" else body.get("error")
+
+
+def call(server, api_name: str, data: list, http: httpx.Client | None = None) -> list:
+    """One event through Gradio's HTTP API: the last data it sends (it must complete)."""
+    kind, body = answer(server, api_name, data, http)
+    assert kind == "complete", body
+    return body
+
+
+def upload(http: httpx.Client, path: Path) -> str:
     """Upload a file as the browser does (multipart to /gradio_api/upload): its path on the server."""
-    boundary = uuid.uuid4().hex
-    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{path.name}\"\r\n"
-            "Content-Type: application/octet-stream\r\n\r\n")
-    body = head.encode() + path.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
-    request = urllib.request.Request(f"{server.url}/gradio_api/upload", data=body,
-                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())[0]
+    [where] = http.post("/gradio_api/upload", files={"files": (path.name, path.read_bytes())}).json()
+    return where
 
 
-def start(server, editor=None, **fields) -> str:
+def start(server, editor=None, http: httpx.Client | None = None, **fields) -> str:
     """The Start button through the HTTP API: its status line."""
     values = {**dict(task="sr4", sigma_y=0, model="slow-tiny", solver="nested", outer=1, inner=1, steps=20,
                      candidates=1, seed=0, mode="simulation"), **fields}
     order = ("task", "sigma_y", "model", "solver", "outer", "inner", "steps", "candidates", "seed", "mode")
-    return call(server, "run", [editor, None, *(values[k] for k in order)])[0]
+    return call(server, "run", [editor, None, *(values[k] for k in order)], http)[0]
 
 
 def runs(server) -> list[Path]:
@@ -192,6 +201,18 @@ def test_two_people_are_kept_apart(server, person):
     digest = served.parent.name
     assert re.fullmatch(r"[0-9a-f]{64}", digest) and digest != hashlib.sha256(content).hexdigest()
     assert fetch(link) == (200, content)  # reachable through its cache URL only
+    # B names A's files as its own input (A's upload, as its link shows it, and A's result): refused
+    from restore.page.uploads import COOKIE, REFUSED
+
+    [cookie] = [c for c in person.context.cookies() if c["name"] == COOKIE]
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    uploaded = person.locator("#upload a[href*='file=']").first.get_attribute("href")
+    b = client(server)
+    for href in (uploaded, link):
+        path = urllib.parse.unquote(href.split("file=", 1)[1])
+        assert answer(server, "load_input_1", [editor_of(path)["background"]], b) == ("error", REFUSED)
+        assert answer(server, "run", [editor_of(path), None, "sr4", 0, "slow-tiny", "nested", 1, 1, 20, 1, 0,
+                                      "simulation"], b) == ("error", REFUSED)
     metrics = json.loads((folder / "out" / "metrics.json").read_text())
     assert metrics["input"] == "input.png" and str(server.root) not in json.dumps(metrics)
 
@@ -253,7 +274,8 @@ def test_an_upload_over_max_pixels_is_refused_from_its_header(server, person, tm
     text = person.locator("#status").inner_text()
     assert "5000x5000" in text and "4,000,000" in text and "\n" not in text.strip()
     # straight to Start, past the upload's handler: the editor's guard refuses it from its header
-    said = start(server, editor=editor_of(upload(server, big)))
+    http = client(server)
+    said = start(server, editor=editor_of(upload(http, big)), http=http)
     assert "huge.png is too large" in said and "\n" not in said, said
     assert (5000, 5000) not in decoded, decoded
     assert_public(server, text, said)

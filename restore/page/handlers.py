@@ -15,7 +15,8 @@ metrics.json, plots) lives under one temporary folder, removed when the page sto
 
 People using the page at once are kept apart: each run's folder has an unguessable name and is
 never served by its path (the browser gets Gradio's cache copies of the files handed to it, under
-a secret-seeded hash of their content); a click steers only the run of the browser session that
+a secret-seeded hash of their content); a file reaches a handler only as an upload of the browser
+that names it (restore.page.uploads); a click steers only the run of the browser session that
 made it; no message shown on the page names a server path (file names only). What a person may
 ask for is bounded by the server's start-up limits (`Page`'s max_* arguments): the models it was
 started with, network calls per candidate, candidates, and the pixels of an upload decoded.

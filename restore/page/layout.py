@@ -2,7 +2,9 @@
 localhost unless told otherwise, with every file it writes in one temporary folder.
 
 Nothing is served by its path from that folder (no `allowed_paths`): the browser gets only Gradio's
-uploads and its cache copies of what a handler hands it. The number fields, the slider and the
+uploads and its cache copies of what a handler hands it; and a file value a client sends is
+honoured only if that browser uploaded the file or was handed it (restore.page.uploads, which
+serve installs). The number fields, the slider and the
 model menu pass their values to the handler as sent, which says in the status line what is wrong
 with one (Gradio's own checks would end the event with a bare error); the editor refuses, from the
 file's header, an image over the page's pixel limit before Gradio decodes it."""
@@ -17,11 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from starlette.middleware import Middleware
 
 from degradations import TASKS
 from restore.errors import UsageError
 from restore.page.handlers import Page
 from restore.page.limits import MAX_CALLS, MAX_CANDIDATES_PAGE, MAX_MODELS, MAX_PIXELS_PAGE, Refused
+from restore.page.uploads import BrowserCookie, Received, guard
 from restore.paths import EXAMPLE_IMAGE as EXAMPLE
 from restore.settings.model_spec import BUNDLED
 from restore.settings.schema import SOLVER_NAMES
@@ -81,7 +85,8 @@ def build(page: Page) -> gr.Blocks:
                                                                default_size=24),
                                                 transforms=[], layers=False, height=360), page.max_pixels)
                 gr.Examples([[str(EXAMPLE)]], inputs=[upload], outputs=[editor, status], fn=page.load_input,
-                            run_on_click=True, cache_examples=False, label="Example (public domain)")
+                            run_on_click=True, cache_examples=False, label="Example (public domain)",
+                            elem_id="example")
                 with gr.Row():
                     # deblur needs a kernel file, which the page does not take (the command line does)
                     task = gr.Dropdown([t for t in TASKS if t != "deblur"], value="sr4", label="Task", elem_id="task")
@@ -167,11 +172,13 @@ def serve(host: str = "127.0.0.1", port: int = 7860, root: str | Path | None = N
     page = Page(root, models, specs=specs, warm=warm, allow_any_model=allow_any_model, max_models=max_models,
                 max_calls=max_calls, max_candidates=max_candidates, max_pixels=max_pixels)
     demo = build(page)
+    received = guard(demo, Received())  # a file value is honoured only if its browser sent or was handed it
     if not quiet:
         print(f"serving the page on http://{host}:{port} (Ctrl-C to stop); its files live in {root}", file=sys.stderr)
     # no allowed_paths: nothing of root is served by its path (only Gradio's uploads and cache copies)
     _, url, _ = demo.launch(server_name=host, server_port=port, prevent_thread_lock=not block,
                             max_file_size=MAX_UPLOAD, ssr_mode=False, share=False,
                             show_error=False, quiet=True, footer_links=[], mcp_server=False, pwa=False,
-                            enable_monitoring=False, run_history=False)
+                            enable_monitoring=False, run_history=False,
+                            app_kwargs={"middleware": [Middleware(BrowserCookie, received=received)]})
     return demo, page, url
