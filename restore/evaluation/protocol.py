@@ -200,9 +200,9 @@ def parse_solver(token: str) -> SolverSpec:
     nested = solver_parts(name)[0]
     budget = budget.strip().lower()
     if not nested:
-        steps = _calls(budget, token) if budget else 20
         if "x" in budget or "+" in budget:
             raise UsageError(f"--solvers {token}: a plain solver takes a number of calls, e.g. {name}@20")
+        steps = _calls(budget, token) if budget else 20
         return SolverSpec(f"{name}@{steps}", name, (("steps", steps),))
     if not budget:
         return SolverSpec(f"{name}@4x5", name, (("outer", 4), ("inner", 5)))

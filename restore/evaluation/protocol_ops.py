@@ -293,7 +293,8 @@ def build_task(spec: dict[str, Any], size: int, rng: np.random.RandomState, chan
         return TaskOperators(op, op, op.H, notes)
     if kind in ("box_mask", "random_mask"):
         if kind == "box_mask":
-            side = tuple(max(1, round(s * scale)) for s in spec["side"])
+            lo = max(1, round(int(spec["side"][0]) * scale))
+            side = (lo, max(lo + 1, round(int(spec["side"][1]) * scale)))  # randint's high is exclusive
             mask = box_mask(rng, size, side, round(int(spec["margin"]) * scale))
             rows, cols = (~mask).any(1).nonzero()[:, 0], (~mask).any(0).nonzero()[:, 0]
             notes.update(top=int(rows[0]), left=int(cols[0]), height=len(rows), width=len(cols))

@@ -233,8 +233,9 @@ def _run(cfg, tasks, size, images, settings, expected, identity, device, dist: D
             raise plan
         raise SystemExit(2)
     net = cfg.features
-    if net == "auto":
-        net = load_inception(device, note=say if dist.rank == 0 else (lambda line: None))
+    if net == "auto":  # a missing metric is said even with --quiet
+        net = load_inception(device, note=(lambda line: print(f"note: {line}", file=sys.stderr)) if dist.rank == 0
+                             else (lambda line: None))
     mine = [p for i, p in enumerate(plan) if i % dist.world == dist.rank]
     bar = None
     if not cfg.quiet:

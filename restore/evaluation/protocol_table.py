@@ -105,7 +105,7 @@ def _published_cell(row: dict[str, str], key: str, spec: str) -> str:
     value = row.get(key, "")
     if not value:
         return "-"
-    text = spec.format(float(value))
+    text = value  # as the source prints it
     if key == "lpips" and row.get("lpips_net", "alex") != "alex":
         text += f" ({row['lpips_net']})"
     return text + ("" if row.get("verified") == "yes" else " (unverified)")
