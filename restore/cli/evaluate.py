@@ -118,7 +118,8 @@ def protocol_main(args: argparse.Namespace) -> int:
     cfg = ProtocolConfig(protocol=protocol, data=Path(args.data), out=Path(args.out),
                          solvers=parse_solvers(args.solvers), model=args.model, seed=args.seed or 0, size=size,
                          limit=args.limit, tasks=tasks, batch_size=args.batch_size, device=args.device,
-                         overwrite=args.overwrite, quiet=args.quiet)
+                         overwrite=args.overwrite, quiet=args.quiet, save_images=args.save_images,
+                         skip_unreadable=args.skip_unreadable)
     try:
         run_protocol(cfg)
     except UsageError:

@@ -44,12 +44,13 @@ from degradations.noise import randn
 from restore.errors import UsageError, WriteError, one_line
 from restore.evaluation.distributed import Dist, init_distributed
 from restore.evaluation.folder import RUN_FILE, Writer, prepare
-from restore.evaluation.images import check_images, find_images, load_batch
+from restore.evaluation.images import check_images, find_images, load_batch, png_name
 from restore.evaluation.protocol import Protocol, SolverSpec
 from restore.evaluation.protocol_ops import build_task
 from restore.evaluation.rows import ROW_PREFIX, Row, load_all
 from restore.evaluation.solve import sync
 from restore.io.atomic import atomic_write
+from restore.io.images import save_image
 from restore.io.locks import FolderLock
 from restore.models.loading import configure
 from restore.models.network import plan_network
@@ -85,6 +86,8 @@ class ProtocolConfig:
     overwrite: bool = False
     quiet: bool = False
     features: Any = "auto"
+    save_images: bool = False
+    skip_unreadable: bool = False
     notes: list[str] = field(default_factory=list)
 
 
@@ -209,11 +212,16 @@ def _run(cfg, tasks, size, images, settings, expected, identity, device, dist: D
     first = next(iter(settings.values()))
     prior = configure(load_prior(first.model, device), first, note=say)
     plan: Any = None
+    position = {rel: i for i, rel in enumerate(images)}  # the index that seeds an image's draws
     if dist.rank == 0:
         try:
             if out.is_dir():
                 held.append(FolderLock(out, "output folder"))
-            check_images(data, images, skip=False)
+            _, unreadable = check_images(data, images, cfg.skip_unreadable)
+            if unreadable:
+                bad = {u["image"] for u in unreadable}
+                images[:] = [rel for rel in images if rel not in bad]
+                say(f"skipping {len(bad)} unreadable image(s): {', '.join(sorted(bad))}")
             plan_network(prior, device, cfg.batch_size, size, size, first.tile)
             if not held:
                 out.mkdir(parents=True, exist_ok=True)
@@ -223,11 +231,11 @@ def _run(cfg, tasks, size, images, settings, expected, identity, device, dist: D
             done = prepare(out, identity, cfg.overwrite, expected)
             plan = [(task, rel, index, [f"{task}/{s.label}" for s in cfg.solvers
                                         if (rel, f"{task}/{s.label}") not in done])
-                    for task in tasks for index, rel in enumerate(images)]
+                    for task in tasks for rel in images for index in [position[rel]]]
             plan = [p for p in plan if p[3]]
         except UsageError as error:
             plan = error
-    plan = dist.broadcast(plan)
+    plan, images[:] = dist.broadcast((plan, images))
     if isinstance(plan, UsageError):
         if dist.rank == 0:
             raise plan
@@ -310,8 +318,11 @@ def _restore_batch(cfg, task, batch, ops, solvers, settings, network, size, devi
             operator = ops.forward if solver_parts(st.solver)[1] in MATRIX_FREE else ops.model
             solvers[spec.label] = build_solver(st, network, operator)
         sub = torch.tensor(idx, device=device)
-        _solve(solvers[spec.label], st, group, [rels[i] for i in idx], x[sub], y[sub],
-               [seeds[i][1] for i in idx], protocol, net, features, writer, device)
+        finals = _solve(solvers[spec.label], st, group, [rels[i] for i in idx], x[sub], y[sub],
+                        [seeds[i][1] for i in idx], protocol, net, features, writer, device)
+        if cfg.save_images:
+            for j, i in enumerate(idx):
+                save_image(finals[j : j + 1], out / "images" / task / spec.label / png_name(rels[i]))
 
 
 def _solve(solver, st: Settings, group: str, rels, x, y, sampler_seeds, protocol, net, features: Path,
@@ -341,3 +352,4 @@ def _solve(solver, st: Settings, group: str, rels, x, y, sampler_seeds, protocol
             feats = np.stack([f[b] for _, f in kept]).astype(np.float16)
             atomic_write(path, lambda tmp: np.savez(tmp, nfe=nfe, features=feats))
         writer.write(rows[rel])
+    return record.x0

@@ -169,23 +169,33 @@ def fid_kid(real: np.ndarray, fake: np.ndarray, min_images: int = FID_MIN_IMAGES
     return out
 
 
+def _read_uint8(path: Path, size: int | None) -> torch.Tensor:
+    """An image file as 8-bit RGB (1, 3, H, W), centre-cropped to a square and resized (bicubic)
+    to `size` when given."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        image = image.convert("RGB")
+        if size:
+            side = min(image.size)
+            left, top = (image.width - side) // 2, (image.height - side) // 2
+            image = image.crop((left, top, left + side, top + side)).resize((size, size), Image.BICUBIC)
+        return torch.from_numpy(np.array(image)).permute(2, 0, 1)[None]
+
+
 @torch.no_grad()
 def folder_features(folder: str | Path, net: FeatureNet, size: int | None = None, batch: int = 16,
                     names: list[str] | None = None) -> tuple[list[str], np.ndarray]:
-    """Features of the images of a folder (restore.evaluation.images.find_images order, or
-    `names`), each centre-cropped and resized to `size` when given: (names, (n, dim))."""
-    from restore.evaluation.images import find_images
-    from restore.io.images import crop_resize, load_image
-
+    """Features of the images of a folder (its image files, sorted, or `names`), each
+    centre-cropped and resized to `size` when given: (names, (n, dim))."""
     folder = Path(folder)
-    names = names if names is not None else find_images(folder)
+    if names is None:
+        names = sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
+                       and p.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"))
     chunks = []
     for start in range(0, len(names), batch):
-        images = []
-        for name in names[start : start + batch]:
-            image = load_image(folder / name, mode="RGB")
-            images.append(crop_resize(image, size, size) if size else image)
-        chunks.append(np.asarray(net(to_uint8(torch.cat(images))), dtype=np.float64))
+        images = torch.cat([_read_uint8(folder / name, size) for name in names[start : start + batch]])
+        chunks.append(np.asarray(net(images), dtype=np.float64))
     return names, (np.concatenate(chunks) if chunks else np.zeros((0, net.dim)))
 
 
