@@ -42,12 +42,17 @@ def build_parser() -> argparse.ArgumentParser:
                         help="go on without images that cannot be read (listed in summary.json); by default any "
                              "unreadable image stops the run before its first network call")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or table")
+    add_protocol_arguments(parser)
     add_arguments(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.protocol is not None:
+        return protocol_main(args)
+    if args.protocol_tasks is not None:
+        raise UsageError("--protocol-tasks chooses among a protocol's tasks: give --protocol NAME too")
     if args.solver is not None:
         raise UsageError("evaluate.py compares solvers: use --solvers (e.g. --solvers nested,ddrm), not --solver")
     solvers = tuple(s.strip() for s in args.solvers.split(",") if s.strip())
@@ -72,3 +77,53 @@ def main(argv: list[str] | None = None) -> int:
 def console() -> int:
     """The `anytime-evaluate` command."""
     return run_cli(main)
+
+
+# --------------------------------------------------------------------------- --protocol
+# The field's benchmark suites (restore.evaluation.protocol, configs/protocols/); kept apart from
+# the per-task evaluation above.
+#: flags a protocol fixes itself, refused beside --protocol
+PROTOCOL_FIXES = ("task", "sigma_y", "mask", "kernel", "boundary", "solver", "outer", "inner", "steps",
+                  "candidates", "config")
+
+
+def add_protocol_arguments(parser: argparse.ArgumentParser) -> None:
+    from restore.evaluation.protocol import builtin_protocols
+
+    parser.add_argument("--protocol", metavar="NAME|FILE",
+                        help=f"run a benchmark suite: {', '.join(builtin_protocols())} (configs/protocols/), or a "
+                             "copy you edited; its tasks, noise, image size and metrics (FID, KID) are fixed by it; "
+                             "--solvers takes budgets: ddrm@20,nested-ddrm@4x5,dps@1000; writes table.md, "
+                             "table.tex, anytime.png (docs/usage/evaluation.md)")
+    parser.add_argument("--protocol-tasks", metavar="T1,T2", help="with --protocol: only these of its tasks")
+
+
+def protocol_main(args: argparse.Namespace) -> int:
+    from restore.evaluation.protocol import load_protocol, parse_solvers
+    from restore.evaluation.protocol_run import ProtocolConfig, run_protocol
+
+    given = [f"--{k.replace('_', '-')}" for k in PROTOCOL_FIXES if getattr(args, k, None) is not None]
+    if args.choose != "none":
+        given.append("--choose")
+    if given:
+        raise UsageError(f"--protocol fixes the tasks, noise and budgets itself: drop {', '.join(given)} (copy the "
+                         "protocol file and edit it for a variant; budgets go in --solvers, e.g. ddrm@20)")
+    protocol = load_protocol(args.protocol)
+    size = args.size
+    if size == "native":
+        raise UsageError("--size native: a protocol restores at its own size; give a number of pixels or leave --size out")
+    if args.limit is not None and args.limit < 1:
+        raise UsageError(f"--limit must be >= 1, got {args.limit}")
+    tasks = [t.strip() for t in args.protocol_tasks.split(",") if t.strip()] if args.protocol_tasks else None
+    cfg = ProtocolConfig(protocol=protocol, data=Path(args.data), out=Path(args.out),
+                         solvers=parse_solvers(args.solvers), model=args.model, seed=args.seed or 0, size=size,
+                         limit=args.limit, tasks=tasks, batch_size=args.batch_size, device=args.device,
+                         overwrite=args.overwrite, quiet=args.quiet, save_images=args.save_images,
+                         skip_unreadable=args.skip_unreadable)
+    try:
+        run_protocol(cfg)
+    except UsageError:
+        if int(os.environ.get("RANK", "0")) != 0:
+            raise SystemExit(2) from None
+        raise
+    return 0
