@@ -166,27 +166,29 @@ def record_set() -> dict:
 
 
 def compare(old: dict, new: dict) -> tuple[list[str], list[str]]:
-    """(differences, changed notes)."""
+    """(differences, changed notes): every differing value of every file, by its path in the file."""
     diffs, notes = [], []
     for name in sorted(set(old) | set(new)):
         a, b = old.get(name, {}), new.get(name, {})
         for key in sorted(set(a) | set(b)):
             if a.get(key) == b.get(key):
                 continue
-            (notes if key.endswith(":notes") else diffs).append(f"{name}/{key}: {_first_difference(a.get(key), b.get(key))}")
+            (notes if key.endswith(":notes") else diffs).extend(
+                f"{name}/{key}: {line}" for line in _differences(a.get(key), b.get(key)))
     return diffs, notes
 
 
-def _first_difference(a, b, where: str = "") -> str:
+MISSING = "<missing>"
+
+
+def _differences(a, b, where: str = "") -> list[str]:
+    """One line per differing leaf: "path: old -> new" (a key on one side only: <missing>)."""
     if isinstance(a, dict) and isinstance(b, dict):
-        for k in sorted(set(a) | set(b), key=str):
-            if a.get(k) != b.get(k):
-                return _first_difference(a.get(k), b.get(k), f"{where}.{k}")
+        return [line for k in sorted(set(a) | set(b), key=str) if a.get(k, MISSING) != b.get(k, MISSING)
+                for line in _differences(a.get(k, MISSING), b.get(k, MISSING), f"{where}.{k}")]
     if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        for i, (p, q) in enumerate(zip(a, b)):
-            if p != q:
-                return _first_difference(p, q, f"{where}[{i}]")
-    return f"{where or 'value'}: {str(a)[:200]!s} -> {str(b)[:200]!s}"
+        return [line for i, (p, q) in enumerate(zip(a, b)) if p != q for line in _differences(p, q, f"{where}[{i}]")]
+    return [f"{where or 'value'}: {str(a)[:200]!s} -> {str(b)[:200]!s}"]
 
 
 def main(argv: list[str] | None = None) -> int:

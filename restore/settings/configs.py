@@ -20,7 +20,8 @@ from restore.settings.schema import ALIASES, SETTINGS, Settings
 
 #: the settings a measured config fills where the person set none: the solver, Nested's outer
 #: loop, the plain solvers' steps and every solver's options (derived from the declarations)
-METHOD_KEYS = ("solver", *(k for k, s in SETTINGS.items() if s.kind in ("nested", "solver")), "steps")
+METHOD_KEYS = ("solver", "outer", "inner", "steps", *(k for k, s in SETTINGS.items() if s.kind == "solver"),
+               *(k for k, s in SETTINGS.items() if s.kind == "nested" and k not in ("outer", "inner")))
 
 
 #: What an inpainting task's Nested DDRM gets when neither the person nor a measured config sets
