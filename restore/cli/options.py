@@ -13,8 +13,8 @@ from degradations import TASKS
 from restore.errors import UsageError, one_line
 from restore.io.images import MAX_PIXELS
 from restore.models.memory import keep_freed_memory
+from restore.models.registry import model_help
 from restore.settings.compose import compose
-from restore.settings.model_spec import BUNDLED
 from restore.settings.schema import Settings, parse_inner, parse_size, parse_times
 
 
@@ -36,8 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--boundary", choices=("periodic", "exact"), help="the Fourier blurs' edges: periodic "
                         "(default; circular, every solver) or exact (a photo blurred by a lens: the blur of a "
                         "larger scene, cropped; DiffPIR and DPS only)")
-    parser.add_argument("--model", help=f"'celebahq', {BUNDLED!r}, a diffusers folder or id, or a .ckpt "
-                        "(default: celebahq if cached locally, else the bundled prior)")
+    parser.add_argument("--model", help=model_help())
     parser.add_argument("--solver", metavar="NAME", help="ddrm, ddnm, diffpir, dps, pigdm, or nested-<one of them> for "
                         "its anytime version (default nested = nested-ddrm)")
     parser.add_argument("--outer", type=int, help="nested solvers: outer steps (anytime previews, default 4)")
