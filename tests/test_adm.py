@@ -33,6 +33,7 @@ from restore.models.network import size_multiple
 from restore.models.prior import load_prior
 from restore.models.registry import short_names
 
+pytest.importorskip("azula")  # the adm extra (the dev extra installs it)
 TINY = dict(width=32, mult=(1, 2), blocks=1, attention_levels=(1,))  # 2 levels, attention on 64 channels
 
 
