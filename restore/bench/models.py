@@ -8,7 +8,8 @@ Per model, a network of the family's architecture, random weights except the bun
 and equality only, never quality): the bundled prior (its weights, in the package); Ho et al.'s
 CelebA-HQ U-Net (diffusers, the network of `celebahq` and of DDRM's `.ckpt`); the guided-diffusion
 FFHQ 256 and ImageNet 256 unconditional U-Nets. Each call is batch 1, fp32, t = 500, after one
-warm-up call; the median of `--calls` is reported.
+warm-up call; the median of `--calls` is reported, with the call's FLOPs (torch.utils.flop_counter,
+2 per multiply-add: a figure that does not depend on how busy the machine is) and the GFLOP/s.
 
 The ADM check (`--no-check` skips it): deepinv's DiffUNet (`large_model` False: FFHQ, True:
 ImageNet 256), an implementation of its own, built with pretrained=None and its weights drawn at
@@ -31,6 +32,7 @@ from pathlib import Path
 import torch
 
 from restore.bench.common import SIZE, sync
+from restore.bench.cpu_flops import flops
 from restore.io.atomic import write_json
 from restore.models.architectures import celebahq_architecture
 from restore.models.prior import load_prior
@@ -83,7 +85,8 @@ def adm_against_deepinv(name: str, device: torch.device, calls: int, check: bool
     card = short_names()[name][1].architecture
     row = {"parameters": sum(p.numel() for p in prior.unet.parameters()),
            "architecture_is_published": all(prior.architecture[k] == v for k, v in card.items())}
-    row["seconds"] = seconds_per_call(prior, device, calls)
+    row["seconds"], row["flops"] = seconds_per_call(prior, device, calls), flops(prior.cpu(), SIZE)
+    prior.to(device)
     if check:
         reference = reference.to(device)
         x = torch.randn(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(2)).to(device)
@@ -113,13 +116,14 @@ def main(argv: list[str] | None = None) -> int:
             prior = celebahq_architecture() if name == "celebahq-arch" else load_prior(name)
             prior = prior.to(device)
             row = {"parameters": sum(p.numel() for p in prior.unet.parameters()),
-                   "seconds": seconds_per_call(prior, device, args.calls)}
+                   "seconds": seconds_per_call(prior, device, args.calls), "flops": flops(prior.cpu(), SIZE)}
             del prior
         row["median_seconds"] = statistics.median(row["seconds"])
         rows[name] = row
         check = (f", eps vs deepinv: max |diff| {row['max_abs_eps_difference']:.2e} of {row['eps_scale']:.2f}, "
                  f"architecture published: {row['architecture_is_published']}") if "eps_scale" in row else ""
-        print(f"{name:14s} {row['parameters'] / 1e6:7.1f}M parameters  {row['median_seconds']:7.2f} s/call "
+        print(f"{name:14s} {row['parameters'] / 1e6:7.1f}M parameters  {row['flops'] / 1e9:7.1f} GFLOP  "
+              f"{row['median_seconds']:7.2f} s/call ({row['flops'] / 1e9 / row['median_seconds']:.0f} GFLOP/s) "
               f"(calls {', '.join(f'{s:.2f}' for s in row['seconds'])}){check}", flush=True)
     if args.json:
         write_json(Path(args.json), {"device": str(device), "threads": torch.get_num_threads(), "size": SIZE,
