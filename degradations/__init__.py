@@ -1,5 +1,6 @@
 """Linear degradations as SVD operators H = U diag(s) V^T (DDRM, Kawar et al. 2022), and
-operators known only through H and H^T (`LinearOperator`, `MatrixOperator`: DPS and DiffPIR).
+operators known only through H and H^T (`LinearOperator`, `MatrixOperator`: DPS and DiffPIR);
+deepinv's physics both ways (`from_deepinv`, `as_physics`: degradations.deepinv).
 
 Images (B, C, H, W) on [-1, 1]; spectral vectors (B, n); measurements (B, m); sigma_y on the
 [0, 1] pixel scale in public APIs (`pixel_sigma_to_model` doubles it for the [-1, 1] scale).
@@ -7,6 +8,13 @@ Images (B, C, H, W) on [-1, 1]; spectral vectors (B, n); measurements (B, m); si
 
 from degradations.base import SVDOperator, check_divisible
 from degradations.colorization import Colorization
+from degradations.deepinv import (
+    DeepinvOperator,
+    DeepinvSVDOperator,
+    as_physics,
+    from_deepinv,
+    measurement_from_deepinv,
+)
 from degradations.denoising import Denoising
 from degradations.fourier import CroppedBlur, FourierBlur
 from degradations.inpainting import Inpainting
@@ -30,6 +38,11 @@ __all__ = [
     "MatrixOperator",
     "FourierBlur",
     "CroppedBlur",
+    "DeepinvOperator",
+    "DeepinvSVDOperator",
+    "from_deepinv",
+    "as_physics",
+    "measurement_from_deepinv",
     "TASKS",
     "make_operator",
     "scale_factor",

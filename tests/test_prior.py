@@ -76,3 +76,73 @@ def test_unknown_model_id_fails_in_one_line():
     with pytest.raises(PriorNotFound) as info:
         load_prior("no-such-org/no-such-ddpm-model")
     assert "\n" not in str(info.value) and "no-such-ddpm-model" in str(info.value)
+
+
+# --------------------------------------------------------------------------- the families' registry
+TOY_FAMILY = '''
+import torch
+from restore.models.family import ModelFamily, ShortName
+from restore.models.wrapper import Prior, celebahq_schedule
+
+class Zero(torch.nn.Module):
+    def forward(self, x, t):
+        return torch.zeros_like(x)
+
+FAMILY = ModelFamily(name="toy", title="a toy family", accepts="a .toy file", prediction="sample",
+                     schedule="linear", recognises=lambda spec: spec.path.suffix == ".toy",
+                     load=lambda spec: Prior(Zero(), celebahq_schedule(), spec.text, "sample"),
+                     short_names={"toy-model": ShortName("nowhere", "the toy")})
+'''
+
+
+@pytest.fixture
+def toy_family(tmp_path, monkeypatch):
+    """One more file in restore/models/families/ (its folder extended to tmp_path for the test)."""
+    import sys
+
+    from restore.models import families, registry
+
+    (tmp_path / "toy_family.py").write_text(TOY_FAMILY)
+    monkeypatch.setattr(families, "__path__", [*families.__path__, str(tmp_path)])
+    registry.families.cache_clear()
+    yield registry
+    sys.modules.pop("restore.models.families.toy_family", None)
+    registry.families.cache_clear()
+
+
+def test_a_new_family_is_one_file(toy_family):
+    from restore.cli.restore import build_parser
+
+    assert "toy-model" in toy_family.model_help() and "a .toy file" in toy_family.model_help()
+    prior = load_prior("toy-model")
+    assert prior.prediction_type == "sample" and prior.name == "toy-model"
+    x, t = torch.randn(1, 3, 8, 8), torch.tensor([500])
+    a = prior.alphas_cumprod[500].float()
+    torch.testing.assert_close(prior(x, t), x / (1 - a).sqrt())  # x0 = 0: eps = x_t / sqrt(1 - a)
+    assert load_prior("some.toy").name == "some.toy"
+    [model_flag] = [a for a in build_parser()._actions if "--model" in a.option_strings]
+    assert "toy-model" in model_flag.help  # the command line's help, derived
+
+
+def test_every_short_name_and_file_family_resolves():
+    from restore.models.registry import families, family_of, short_names
+    from restore.settings.model_spec import ALIASES, BUNDLED
+
+    names = short_names()
+    assert {BUNDLED, "celebahq", "ffhq", "imagenet256"} <= set(names)
+    assert names["celebahq"][1].source == ALIASES["celebahq"]
+    for name, (family, _) in names.items():
+        assert family_of(name)[0] is family
+    assert [f.name for f in families()] == ["bundled", "adm", "ddpm-checkpoint", "diffusers"]
+    assert family_of("org/some-model")[0].name == "diffusers"
+
+
+def test_the_docs_list_every_family_and_short_name():
+    from pathlib import Path
+
+    from restore.models.registry import families, short_names
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "tasks-and-models.md").read_text()
+    missing = [f"`{n}`" for n in short_names() if f"`{n}`" not in page]
+    missing += [f.title for f in families() if f.title not in page]
+    assert not missing, f"docs/tasks-and-models.md does not list {missing}"

@@ -15,8 +15,8 @@ from degradations import TASKS
 from restore.errors import UsageError, one_line
 from restore.io.images import MAX_PIXELS
 from restore.models.memory import keep_freed_memory
+from restore.models.registry import model_help
 from restore.settings.compose import compose
-from restore.settings.model_spec import BUNDLED
 from restore.settings.schema import ALIASES, SETTINGS, SOLVER_NAMES, Setting, Settings
 
 
@@ -61,11 +61,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     the run's own, the tasks', Nested's and the solvers'), defaults None (then the config, then
     Settings), plus the old names still accepted (--zeta)."""
     groups = {kind: parser.add_argument_group(title) for kind, title in _GROUPS.items()}
-    extra = {"task": f": {', '.join(TASKS)}", "solver": f": {', '.join(SOLVER_NAMES)}",
-             "model": f"; or {BUNDLED!r}, 'celebahq', a diffusers folder or id, a .ckpt"}
+    extra = {"task": f": {', '.join(TASKS)}", "solver": f": {', '.join(SOLVER_NAMES)}"}
     for name, setting in SETTINGS.items():
         target = groups.get(setting.kind, parser)
-        kwargs = {"dest": name, "help": setting.help() + extra.get(name, ""), **_argument_type(setting)}
+        described = model_help() if name == "model" else setting.help() + extra.get(name, "")  # the model families'
+        kwargs = {"dest": name, "help": described, **_argument_type(setting)}
         if setting.spec.metavar:
             kwargs["metavar"] = setting.spec.metavar
         target.add_argument(setting.flag, **kwargs)

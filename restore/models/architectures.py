@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 
-from restore.models.prior import DiffusersPrior, celebahq_schedule
+from restore.models.wrapper import DiffusersPrior, celebahq_schedule
 
 # The bundled model's architecture: 5 resolution levels, 1 ResNet block each, no attention.
 ARCHITECTURE = dict(

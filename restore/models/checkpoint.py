@@ -81,13 +81,3 @@ def convert_state_dict(state: dict[str, torch.Tensor]) -> tuple[dict, dict[str, 
         converted[new_key] = value
     return config, converted
 
-
-def load_original_checkpoint(path: str) -> tuple[dict, dict[str, torch.Tensor]]:
-    """Read a `.ckpt` / `.pt` file holding an original DDPM state dict (optionally under a
-    'state_dict' / 'model' key, or with a 'module.' prefix from DataParallel) and convert it."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    for wrapper in ("state_dict", "model", "ema"):
-        if isinstance(state, dict) and wrapper in state and isinstance(state[wrapper], dict):
-            state = state[wrapper]
-    state = {k.removeprefix("module."): v for k, v in state.items()}
-    return convert_state_dict(state)

@@ -31,13 +31,22 @@ from restore.models import memory
 GIB = 2.0 ** 30
 
 
-def size_multiple(prior: Any) -> int:
-    """The side multiple the network needs: 2^(number of down-samplings) for a diffusers U-Net,
-    else the prior's `size_multiple` attribute, else 1 (any size)."""
-    unet = getattr(prior, "unet", None)
-    config = getattr(unet, "config", None)
+def _layout(prior: Any) -> Any:
+    """The U-Net's levels (block_out_channels, layers_per_block): a diffusers network's config,
+    else the prior's `layout` (restore.models.wrapper.Prior), else None."""
+    config = getattr(getattr(prior, "unet", None), "config", None)
     if config is not None and getattr(config, "block_out_channels", None):
-        return 2 ** (len(config.block_out_channels) - 1)
+        return config
+    layout = getattr(prior, "layout", None)
+    return layout if getattr(layout, "block_out_channels", None) else None
+
+
+def size_multiple(prior: Any) -> int:
+    """The side multiple the network needs: 2^(number of down-samplings) for a U-Net of known
+    levels, else the prior's `size_multiple` attribute, else 1 (any size)."""
+    layout = _layout(prior)
+    if layout is not None:
+        return 2 ** (len(layout.block_out_channels) - 1)
     return int(getattr(prior, "size_multiple", 1))
 
 
@@ -120,9 +129,10 @@ def network_bytes(prior: Any, batch: int, h: int, w: int) -> float:
     """Estimated peak memory of one call of a diffusers U-Net on (batch, C, h, w) in float32,
     weights excluded: the skip activations the U-Net keeps for its up path plus the working
     tensors of its widest level (about four feature maps at the up path's concatenated width).
-    Checked against measured peaks in docs/usage/sizes.md. 0 for other priors."""
-    config = getattr(getattr(prior, "unet", None), "config", None)
-    if config is None or not getattr(config, "block_out_channels", None):
+    Checked against measured peaks in docs/usage/sizes.md (diffusers U-Nets); guided-diffusion's
+    are estimated the same way from their levels. 0 for other priors."""
+    config = _layout(prior)
+    if config is None:
         return 0.0
     m = size_multiple(prior)
     h, w = h + (-h % m), w + (-w % m)
