@@ -376,7 +376,8 @@ def part1(plan: Plan) -> list[Step]:
                       + (" (dry: two files, every CUDA case skipped)" if dry else ""),
                       check=junit, out=plan.out("pytest-cuda"), check_decides=True))
     steps.append(Step("compile", 1, restore_argv(plan, "compile", "--compile"), 300,
-                      "--compile: torch.compile of the network (CUDA graphs)", gpu_only="inductor on a CPU takes minutes",
+                      "--compile: torch.compile of the network (CUDA graphs)",
+                      gpu_only="inductor on a CPU takes minutes",
                       check=restoration(compile=True), out=plan.out("compile")))
     steps += [  # the slow ones first: their start-up overlaps the rest
         Step("torchrun", 1, ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1",
@@ -386,15 +387,16 @@ def part1(plan: Plan) -> list[Step]:
              + (["--outer", "2", "--inner", "1"] if dry else []), 180,
              "torchrun --nproc_per_node=1 scripts/evaluate.py, " + ("gloo (dry)" if dry else "nccl"),
              check=torchrun_check, out=plan.out("torchrun"), env={"NCCL_DEBUG": "INFO"}),
-        Step("interrupt-resume", 1, ["-m", "restore.bench.session_steps", "interrupt-resume", "--model", str(plan.model),
-                                     "--input", str(plan.inputs / "face.png"), "--device", plan.device, "--inner",
-                                     "12" if dry else "60", "--out", str(plan.out("interrupt-resume"))], 240,
+        Step("interrupt-resume", 1, ["-m", "restore.bench.session_steps", "interrupt-resume", "--model",
+                                     str(plan.model), "--input", str(plan.inputs / "face.png"), "--device",
+                                     plan.device, "--inner", "25" if dry else "60", "--out",
+                                     str(plan.out("interrupt-resume"))], 240,
              f"a run stopped by SIGINT after its first step, resumed, against the uninterrupted run "
              f"(final.png within {RESUME_TOLERANCE_DB:g} dB PSNR)", check=resumed, out=plan.out("interrupt-resume")),
     ]
-    per_solver = [("nested", []), ("ddrm", ["--steps", "2" if dry else "20"]), ("ddnm", ["--steps", "2" if dry else "20"]),
-                  ("diffpir", ["--steps", "2" if dry else "20"]), ("dps", ["--steps", "2" if dry else "20"]),
-                  ("pigdm", ["--steps", "2" if dry else "20"]), ("nested-diffpir", [])]
+    steps20 = ["--steps", "2" if dry else "20"]
+    per_solver = [("nested", []), ("ddrm", steps20), ("ddnm", steps20), ("diffpir", steps20), ("dps", steps20),
+                  ("pigdm", steps20), ("nested-diffpir", [])]
     for solver, extra in per_solver:
         name = f"restore-{solver}"
         steps.append(Step(name, 1, restore_argv(plan, name, "--solver", solver, *extra), 120,
@@ -448,7 +450,8 @@ def part2(plan: Plan) -> list[Step]:
              out=plan.out("precision")),
         Step("bench-gpu", 2, bench, 600,
              "bench.py gpu: precision x compile x batch, ms per call, images per minute, peak memory, share of the "
-             "card's peak, the plain diffusers call, the solver's own share" + (" (dry: on the CPU, tiny)" if dry else ""),
+             "card's peak, the plain diffusers call, the solver's own share"
+             + (" (dry: on the CPU, tiny)" if dry else ""),
              check=json_numbers("bench_gpu.json"), out=plan.out("bench-gpu"), stage=1,
              budget=None if dry else bench_budget),
     ]
@@ -521,10 +524,12 @@ class Session:
         self.records: list[dict] = []
         self.order = {s.name: i for i, s in enumerate(all_steps(plan))}  # the summary lists steps in this order
         self.started = time.time()
-        self.info = {"mode": "dry (CPU, tiny)" if plan.dry else "real", "card": plan.card, "python": platform.python_version(),
-                     "torch": None, "host": platform.node(), "install": os.environ.get("GPU_SESSION_INSTALL", "not recorded"),
+        self.info = {"mode": "dry (CPU, tiny)" if plan.dry else "real", "card": plan.card,
+                     "python": platform.python_version(), "torch": None, "host": platform.node(),
+                     "install": os.environ.get("GPU_SESSION_INSTALL", "not recorded"),
                      "minutes": args.minutes, "parts": args.parts, "work": str(plan.work),
-                     "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "start_mode": None, "held_out": str(plan.heldout),
+                     "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "start_mode": None,
+                     "held_out": str(plan.heldout),
                      "photos": str(plan.photos) if plan.photos else "built on the machine (--skip-missing)",
                      "init": str(plan.init) if plan.init else None}
 
@@ -638,7 +643,8 @@ class Session:
             mark += SHARES[part] / total * (end - self.started)
             deadline = end if part == parts[-1] else mark
             budget = deadline - time.time()
-            print(f"[{time.time() - self.started:6.0f} s] part {part}: {PART_TITLES[part]} ({budget:.0f} s)", flush=True)
+            print(f"[{time.time() - self.started:6.0f} s] part {part}: {PART_TITLES[part]} ({budget:.0f} s)",
+                  flush=True)
             steps = [s for s in all_steps(self.plan) if s.part == part]
             if self.args.only:
                 steps = [s for s in steps if s.name in self.args.only]
@@ -780,7 +786,8 @@ def summary_markdown(data: dict, plan: Plan) -> str:
              f"{data['passed']} passed, {len(data['failed'])} failed or over time"
              + (f" ({', '.join(data['failed'])})" if data['failed'] else "")
              + f", {len(data['skipped'])} skipped or not run" + ("" if data["finished"] else " (still running)") + ".",
-             "", "| part | step | status | s | numbers, or why it failed | what |", "| --- | --- | --- | --- | --- | --- |"]
+             "", "| part | step | status | s | numbers, or why it failed | what |",
+             "| --- | --- | --- | --- | --- | --- |"]
     for r in data["steps"]:
         cell = r["error"] if r["error"] else _numbers_cell(r["numbers"])
         lines.append(f"| {r['part']} | {r['name']} | {r['status']} | {r['seconds']:.0f} | {cell} | {r['what']} |")
@@ -797,13 +804,18 @@ def summary_markdown(data: dict, plan: Plan) -> str:
         tasks = list(new or old)
         splits = [k for k in (new or old)[tasks[0]] if k not in ("baseline", "baseline_name", "images")]
         label = {k: f"DDRM {k[2:]}" if k.startswith("1x") else f"Nested {k}" for k in splits}
+        last = splits[-1]
         lines += ["", "## The prior's held-out card (mean PSNR dB / LPIPS)", "",
                   "| task | baseline | " + " | ".join(f"new {label[k]}" for k in splits) + " | "
-                  + " | ".join(f"bundled {label[k]}" for k in splits) + " |", "|" + " --- |" * (2 + 2 * len(splits))]
+                  + " | ".join(f"bundled {label[k]}" for k in splits) + f" | new - bundled, {label[last]} PSNR |",
+                  "|" + " --- |" * (3 + 2 * len(splits))]
         for task in tasks:
             row = (new or old)[task]
             cells = [f"{row.get('baseline_name')} {_pair(row.get('baseline'))}"]
             cells += [_pair((source.get(task) or {}).get(k)) for source in (new, old) for k in splits]
+            a, b = ((source.get(task) or {}).get(last) or {} for source in (new, old))
+            gain = a.get("psnr") - b.get("psnr") if a.get("psnr") is not None and b.get("psnr") is not None else None
+            cells.append("-" if gain is None else f"{gain:+.2f}")
             lines.append(f"| {task} ({row.get('images')} images) | " + " | ".join(cells) + " |")
     train = by_name.get("train", {}).get("numbers")
     if train:
@@ -856,8 +868,8 @@ def main(argv: list[str] | None = None) -> int:
     card = None if args.dry else find_card()
     if not args.dry and card is None:
         if not args.list:
-            print("error: no CUDA GPU here (nvidia-smi finds none); the session is for a GPU machine: run it with --dry "
-                  "to check its steps on this CPU", file=sys.stderr)
+            print("error: no CUDA GPU here (nvidia-smi finds none); the session is for a GPU machine: run it with "
+                  "--dry to check its steps on this CPU", file=sys.stderr)
             return 2
         card = "(listed without a GPU)"
     work = Path(args.work) if args.work else (Path(tempfile.mkdtemp(prefix="gpu_session_")) if args.pack and
