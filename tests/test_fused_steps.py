@@ -76,7 +76,7 @@ def test_a_saved_run_keeps_the_carried_vector_and_resumes_as_it_would_have_gone_
     run.step(), run.step()
     state = run.state_dict()
     assert state["x_spectral"] is not None and state["x_spectral"].shape == (2, op.n)
-    resumed = Run.from_state(DDRM(prior, op, 6), state)
+    resumed = Run.from_state(DDRM(prior, op, 6), state, device)
     for _ in range(4):
         resumed.step()
     assert torch.equal(resumed.latest.x0, uninterrupted.latest.x0)

@@ -135,7 +135,7 @@ def test_seed_and_choices_reproduce_and_a_saved_run_resumes_as_uninterrupted(dev
                            rest=None, feather=1.0)
         if stop_after_choice:
             state = torch.load(_saved(run.state_dict()), weights_only=True)
-            run = Run.from_state(solver, state)
+            run = Run.from_state(solver, state, device)
         while not run.done:
             run.step()
         return run

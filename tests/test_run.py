@@ -172,7 +172,7 @@ def test_save_load_resume_is_bit_for_bit(name, after, tmp_path, device):
     torch.save(run.state_dict(), tmp_path / "run.pt")
     del run
     state = torch.load(tmp_path / "run.pt", weights_only=True)
-    resumed = Run.from_state(SOLVERS[name](prior, op), state)
+    resumed = Run.from_state(SOLVERS[name](prior, op), state, device)
     assert resumed.index == after and resumed.events == uninterrupted.events
     assert torch.equal(finish(resumed), expected)
     assert (tmp_path / "run.pt").stat().st_size < 64 * 1024

@@ -66,6 +66,8 @@ from typing import Callable
 
 from restore.io.atomic import write_json, write_text
 
+# torch.cuda.is_available() through NVML, which leaves CUDA untouched: forked children can still use it
+os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
 ROOT = Path(__file__).resolve().parents[2]
 PY = sys.executable
 SHARES = {1: 0.38, 2: 0.27, 3: 0.35}  # of the session's minutes; a part that ends early leaves its rest to the next
@@ -731,9 +733,9 @@ def find_card() -> str | None:
     return names[0] if out.returncode == 0 and names else None
 
 
-def preload() -> None:
-    """Import what the steps import, once, before forking (never touching CUDA)."""
-    os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")  # is_available() by NVML: fork-safe
+def preload() -> bool:
+    """Import what the steps import, once, before forking; False if that touched CUDA (then every
+    step starts as a fresh interpreter: a forked child cannot use a CUDA its parent initialised)."""
     import importlib
 
     for module in ("torch", "diffusers", "lpips", "piq", "matplotlib.pyplot", "restore.api", "restore.cli.restore",
@@ -747,6 +749,9 @@ def preload() -> None:
         from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel  # noqa: F401
     except Exception:  # noqa: BLE001
         pass
+    import torch
+
+    return not torch.cuda.is_initialized()
 
 
 # --------------------------------------------------------------------------- the summary file
@@ -888,8 +893,9 @@ def main(argv: list[str] | None = None) -> int:
     known = {s.name for s in all_steps(plan)}
     if args.only - known:
         parser.error(f"--only: unknown step(s) {', '.join(sorted(args.only - known))}; see --list")
-    if not args.spawn:
-        preload()
+    if not args.spawn and not preload():
+        print("note: importing the toolkit initialised CUDA; every step starts as a fresh interpreter", flush=True)
+        args.spawn = True
     return Session(args, plan).run()
 
 
