@@ -600,8 +600,9 @@ class Session:
 
     def finish(self, step: Step, code: int | None, seconds: float, limit: float) -> None:
         log = self.plan.work / "logs" / f"{step.name}.log"
-        if code is None:
-            self.record(step, "timeout", seconds, f"ran over its {limit:.0f} s; last line: {error_line(log)}")
+        if code is None:  # what it left (a benchmark's JSON so far, a checkpointed model) still counts
+            self.record(step, "timeout", seconds, f"ran over its {limit:.0f} s; last line: {error_line(log)}",
+                        self.partial(step))
             return
         numbers: dict = {}
         if (code == 0 or step.check_decides) and step.check is not None:
@@ -616,16 +617,20 @@ class Session:
                 return
             code = 0
         if code != 0:
-            if step.check is not None:  # what it left (pytest's report, a partial JSON) still says something
-                try:
-                    numbers = step.check(step, self.plan)
-                except Failed as failed:
-                    numbers = failed.args[1] if len(failed.args) > 1 else {}
-                except Exception:  # noqa: BLE001
-                    numbers = {}
-            self.record(step, "failed", seconds, f"exit {code}: {error_line(log)}", numbers)
+            self.record(step, "failed", seconds, f"exit {code}: {error_line(log)}", self.partial(step))
             return
         self.record(step, "passed", seconds, numbers=numbers)
+
+    def partial(self, step: Step) -> dict:
+        """The numbers a step that failed or ran over left behind, if any."""
+        if step.check is None:
+            return {}
+        try:
+            return step.check(step, self.plan)
+        except Failed as failed:
+            return failed.args[1] if len(failed.args) > 1 else {}
+        except Exception:  # noqa: BLE001 - nothing readable left
+            return {}
 
     # the session -------------------------------------------------------------------------------
     def run(self) -> int:
