@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
-# One-shot training run of the prior on a lent GPU machine (issue 12 Part B): trains for MINUTES
+# A training-only run of the prior on a lent GPU machine (issue 12 Part B): trains for MINUTES
 # with bf16 autocast (the default on CUDA), writes the EMA model folder and the loss log, and
-# evaluates nothing. The GPU machine has no internet and no apt, so prepare here first (both
-# folders are git-ignored and travel with the device tool's `carry`):
+# evaluates nothing. scripts/gpu_session.sh does the same as its part 3 and then scores the model
+# on its held-out card (`--parts 3 --minutes 9` for training alone): prefer it. The GPU machine has
+# no internet and no apt, so prepare here first (git-ignored paths the device tool's `carry` takes):
 #
-#   python scripts/train_prior.py build-data --out .train/photos.npz     # 66 photos, 14.5 MB
-#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 -d .whl diffusers==0.42.1
+#   bash scripts/gpu_session_prepare.sh     # .train/photos.npz (66 photos, 14.5 MB), .whl/, .train/heldout/
 #
-# then run it there (its image has torch but no diffusers; the wheel is installed into /tmp/site):
+# then run it there (its image has torch but no diffusers; the wheels are installed into /tmp/site):
 #
 #   run(command="bash scripts/train_on_device.sh 8", carry=[".train/photos.npz", ".whl"], timeout_s=600)
 #
 # Usage: scripts/train_on_device.sh [MINUTES] [more `train_prior.py train` options, which win]
-# Defaults: --attention --size 256 --batch 32, a checkpoint every 3 minutes. A CPU smoke test of the whole path:
+# Defaults: --attention --size 256 --batch 32, a checkpoint every minute. A CPU smoke test of the whole path:
 #   OUT=/tmp/smoke bash scripts/train_on_device.sh 1 --size 64 --channels 16,32,32,64 --batch 4 --device cpu
 # Continuing the bundled (attention-free) model instead: ... 8 --no-attention --init data/models/natural-ddpm
 #
@@ -32,12 +32,12 @@ if [ ! -f "$DATA" ]; then
 fi
 PY=python3
 command -v python3 >/dev/null || PY=python
-if ! "$PY" -c "import diffusers" 2>/dev/null; then
+if ! "$PY" -c "import diffusers, pydantic" 2>/dev/null; then
     if ! ls .whl/diffusers-*.whl >/dev/null 2>&1; then
         echo "error: diffusers is not installed and no .whl/diffusers-*.whl was carried" >&2
         exit 2
     fi
-    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/diffusers-*.whl
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
     export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 fi
 mkdir -p "$DEST"
@@ -56,4 +56,4 @@ export PYTHONUNBUFFERED=1 TQDM_MININTERVAL=15
 "$PY" -c "import torch, diffusers; print('torch', torch.__version__, 'diffusers', diffusers.__version__,
       'cuda', torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none')" | tee "$DEST/train.log"
 "$PY" scripts/train_prior.py train --data "$DATA" --out "$RUN" --minutes "$MINUTES" \
-    --attention --size 256 --batch 32 --checkpoint-minutes 3 "$@" 2>&1 | tee -a "$DEST/train.log"
+    --attention --size 256 --batch 32 --checkpoint-minutes 1 "$@" 2>&1 | tee -a "$DEST/train.log"

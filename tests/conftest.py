@@ -6,6 +6,33 @@ import pytest
 # Test helpers (gaussian_prior, ddpm_reference) live beside the tests.
 sys.path.insert(0, os.path.dirname(__file__))
 
+# The devices a device-taking test runs on: the CPU always; a CUDA GPU when there is one. The CUDA
+# cases carry the `cuda` marker, so `pytest -m cuda` runs exactly them (scripts/gpu_session.sh does,
+# on a lent card); without a GPU they are skipped, with the reason.
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
+
+
+@pytest.fixture(params=DEVICES)
+def device(request):
+    """The device to run on ("cpu" or "cuda", as a torch.device): parametrises the test over both."""
+    import torch
+
+    return torch.device(request.param)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every `cuda` test (marked, or its device parameter) is skipped when no CUDA GPU is present."""
+    marked = [item for item in items if item.get_closest_marker("cuda")]
+    if not marked:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (pytest -m cuda runs these on one)")
+    for item in marked:
+        item.add_marker(skip)
+
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):

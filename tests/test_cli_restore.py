@@ -343,13 +343,14 @@ def test_user_errors(case, tiny_model_dir, tmp_path, capsys):
     ("nested-diffpir", ["--outer", "2", "--inner", "2"], [2, 4]),
     ("dps", ["--steps", "2"], [1, 2]),
 ])
-def test_every_solver_from_the_command_line(solver, extra, nfes, tiny_model_dir, tmp_path, capsys):
+def test_every_solver_from_the_command_line(solver, extra, nfes, tiny_model_dir, tmp_path, capsys, device):
     img = _rgb(tmp_path / "x.png", 32, 32)
     code, _, err = cli(["--input", img, "--out", tmp_path / "o", "--task", "sr4", "--model", tiny_model_dir,
-                        "--solver", solver, *extra, "--quiet"], capsys)
+                        "--solver", solver, *extra, "--device", device.type, "--quiet"], capsys)
     assert code == 0, err
     m = json.loads((tmp_path / "o" / "metrics.json").read_text())
     assert m["solver"] == solver and [s["nfe"] for s in m["steps"]] == nfes and m["nfe_total"] == nfes[-1]
+    assert m["device"].startswith(device.type)
 
 
 # --------------------------------------------------------------------------- quality, bundled prior

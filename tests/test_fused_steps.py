@@ -27,12 +27,12 @@ def gaussian(seed: int = 0) -> GaussianPrior:
     return GaussianPrior(mu, 0.1 + 0.4 * torch.rand(3, SIZE, SIZE, generator=g, dtype=torch.float64))
 
 
-def problem(task: str, sigma_y: float):
+def problem(task: str, sigma_y: float, device="cpu"):
     prior = gaussian()
     op = make_operator(task, SIZE).to("cpu", torch.float64)
     x = prior.mu + prior.std * torch.randn(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(1),
                                            dtype=torch.float64)
-    return prior, op, op.observe(x, sigma_y, make_generators([3, 4]))
+    return prior, op.to(device), op.observe(x, sigma_y, make_generators([3, 4])).to(device)
 
 
 @pytest.mark.parametrize("task", ["inp_box", "sr2", "deblur_gauss", "color"])
@@ -40,11 +40,11 @@ def problem(task: str, sigma_y: float):
 @pytest.mark.parametrize("make", [lambda p, op: DDRM(p, op, 6, eta=0.7, eta_b=0.8), lambda p, op: DDNM(p, op, 6),
                                   lambda p, op: DiffPIR(p, op, 6), lambda p, op: Nested(DDRM(p, op, 1), 3, 2)],
                          ids=["ddrm", "ddnm", "diffpir", "nested"])
-def test_the_table_equals_each_step_computing_its_own(task, sigma_y, make, monkeypatch):
-    prior, op, y = problem(task, sigma_y)
-    tabled = make(prior, op).restore(y, sigma_y, make_generators([5, 6]))
+def test_the_table_equals_each_step_computing_its_own(task, sigma_y, make, monkeypatch, device):
+    prior, op, y = problem(task, sigma_y, device)
+    tabled = make(prior, op).restore(y, sigma_y, make_generators([5, 6], device))
     monkeypatch.setattr(step_module, "TABLE_BYTES", 0)  # a table too large: every step computes its row
-    alone = make(prior, op).restore(y, sigma_y, make_generators([5, 6]))
+    alone = make(prior, op).restore(y, sigma_y, make_generators([5, 6], device))
     assert torch.allclose(tabled, alone, atol=1e-12, rtol=0)
 
 
@@ -95,16 +95,16 @@ def test_the_remembered_vector_is_the_state_s_own():
     assert torch.allclose(meas.carried(x_next), op.Vt(x_next), atol=1e-6)
 
 
-def test_a_saved_run_keeps_the_carried_vector_and_resumes_as_it_would_have_gone_on():
-    prior, op, y = problem("deblur_gauss", 0.05)
-    uninterrupted = Run(DDRM(prior, op, 6), y, 0.05, make_generators([1, 2]))
+def test_a_saved_run_keeps_the_carried_vector_and_resumes_as_it_would_have_gone_on(device):
+    prior, op, y = problem("deblur_gauss", 0.05, device)
+    uninterrupted = Run(DDRM(prior, op, 6), y, 0.05, make_generators([1, 2], device))
     for _ in range(6):
         uninterrupted.step()
-    run = Run(DDRM(prior, op, 6), y, 0.05, make_generators([1, 2]))
+    run = Run(DDRM(prior, op, 6), y, 0.05, make_generators([1, 2], device))
     run.step(), run.step()
     state = run.state_dict()
     assert state["x_spectral"] is not None and state["x_spectral"].shape == (2, op.n)
-    resumed = Run.from_state(DDRM(prior, op, 6), state)
+    resumed = Run.from_state(DDRM(prior, op, 6), state, device)
     for _ in range(4):
         resumed.step()
     assert torch.equal(resumed.latest.x0, uninterrupted.latest.x0)

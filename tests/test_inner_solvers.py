@@ -60,13 +60,15 @@ def test_network_calls_counted_exactly(name):
 
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("sigma_y", [0.0, 0.05])
-def test_nested_with_one_outer_step_is_the_solver(name, sigma_y):
+def test_nested_with_one_outer_step_is_the_solver(name, sigma_y, device):
     prior = gaussian()
     op = operator("sr4" if name != "ddnm" else "deblur_gauss")
-    y = op.observe(draw(prior, batch=2), sigma_y, torch.Generator().manual_seed(0))
+    y = op.observe(draw(prior, batch=2), sigma_y, torch.Generator().manual_seed(0)).to(device)
+    op.to(device)
     for k in (1, 5):
-        a = make(name, prior, op, steps=k).restore(y, sigma_y, make_generators([7, 8]))
-        b = Nested(make(name, prior, op, steps=99), outer_steps=1, inner_steps=k).restore(y, sigma_y, make_generators([7, 8]))
+        a = make(name, prior, op, steps=k).restore(y, sigma_y, make_generators([7, 8], device))
+        b = Nested(make(name, prior, op, steps=99), outer_steps=1, inner_steps=k).restore(
+            y, sigma_y, make_generators([7, 8], device))
         assert torch.allclose(a, b, rtol=0, atol=1e-10)  # the same arithmetic, reached by two code paths
 
 
@@ -82,18 +84,20 @@ def test_nested_ddrm_is_nested_of_ddrm():
 
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("nested", [False, True])
-def test_seed_and_batch_independence(name, nested):
+def test_seed_and_batch_independence(name, nested, device):
     prior = gaussian()
     op = operator("inp_random")
-    y = op.observe(draw(prior, batch=3), 0.02, torch.Generator().manual_seed(0))
+    y = op.observe(draw(prior, batch=3), 0.02, torch.Generator().manual_seed(0)).to(device)
+    op.to(device)
 
-    def solve(y, gens):
+    def solve(y, seeds):
         solver = make(name, prior, op, steps=6)
-        return (Nested(solver, 3, 2, outer_eta=0.5) if nested else solver).restore(y, 0.02, gens)
+        return (Nested(solver, 3, 2, outer_eta=0.5) if nested else solver).restore(y, 0.02,
+                                                                                   make_generators(seeds, device))
 
-    first, again = solve(y, make_generators([5, 6, 7])), solve(y, make_generators([5, 6, 7]))
-    assert torch.equal(first, again) and not torch.allclose(first, solve(y, make_generators([5, 6, 8])))
-    alone = solve(y[1:2], make_generators([6]))
+    first, again = solve(y, [5, 6, 7]), solve(y, [5, 6, 7])
+    assert torch.equal(first, again) and not torch.allclose(first, solve(y, [5, 6, 8]))
+    alone = solve(y[1:2], [6])
     assert torch.allclose(first[1:2], alone, atol=1e-10)
 
 

@@ -55,18 +55,18 @@ def gaussian(seed: int = 0) -> GaussianPrior:
 @pytest.mark.parametrize("shape, m", [((2, 5, 7), 41), ((1, 6, 3), 31), ((3, 4, 5), 60)],
                          ids=["wide", "tall", "square"])
 @pytest.mark.parametrize("rho", [1.0, 0.05, 1e-3])
-def test_the_cg_data_step_is_the_dense_solve_on_a_random_sparse_operator(shape, m, rho):
+def test_the_cg_data_step_is_the_dense_solve_on_a_random_sparse_operator(shape, m, rho, device):
     n = int(np.prod(shape))
     matrix = sparse_matrix(m, n, seed=m)
-    op = MatrixOperator(matrix, shape)
+    op = MatrixOperator(matrix.to(device), shape)
     g = torch.Generator().manual_seed(1)
     x0 = torch.randn(3, *shape, generator=g, dtype=torch.float64)
     y = torch.randn(3, m, generator=g, dtype=torch.float64)
     dense = matrix.to_dense().numpy()
     expected = np.stack([np.linalg.solve(dense.T @ dense + rho * np.eye(n), dense.T @ y[i].numpy() + rho * x0[i].flatten().numpy())
                          for i in range(3)])
-    got = proximal(op, y, x0, rho, iterations=400, tolerance=1e-12)
-    np.testing.assert_allclose(got.flatten(1).numpy(), expected, rtol=0, atol=1e-8 * np.abs(expected).max())
+    got = proximal(op, y.to(device), x0.to(device), rho, iterations=400, tolerance=1e-12)
+    np.testing.assert_allclose(got.flatten(1).cpu().numpy(), expected, rtol=0, atol=1e-8 * np.abs(expected).max())
 
 
 def test_diffpir_takes_its_data_step_by_cg_on_a_sparse_operator():
@@ -135,22 +135,23 @@ def test_matrix_operator_is_the_matrix_and_its_adjoint():
     lambda p, o: DPS(p, o, steps=6),
     lambda p, o: Nested(DiffPIR(p, o), 3, 2),
 ], ids=["diffpir", "dps", "nested-diffpir"])
-def test_a_run_through_h_and_ht_alone_is_the_run_on_the_svd(task, sigma_y, make_solver):
+def test_a_run_through_h_and_ht_alone_is_the_run_on_the_svd(task, sigma_y, make_solver, device):
     """Same prior, measurement and seeds: the whole run agrees with the closed-form one, start image
     (CG's H^+ y) included, to the solves' tolerance."""
     prior = gaussian()
     op = make_operator(task, SIZE).to("cpu", torch.float64)
     g = torch.Generator().manual_seed(8)
     x = prior.mu + prior.std * torch.randn(2, *prior.mu.shape, generator=g, dtype=torch.float64)
-    y = op.observe(x, sigma_y, make_generators([3, 4]))
+    y = op.observe(x, sigma_y, make_generators([3, 4])).to(device)
+    op.to(device)
     svd = make_solver(prior, op)
     free = make_solver(prior, ForwardOnly(op))
     assert isinstance(svd.measure(y, sigma_y), SpectralMeasurement)
     assert isinstance(free.measure(y, sigma_y), Measurement)
-    expected = svd.restore(y, sigma_y, make_generators([5, 6]))
-    got = free.restore(y, sigma_y, make_generators([5, 6]))
+    expected = svd.restore(y, sigma_y, make_generators([5, 6], device))
+    got = free.restore(y, sigma_y, make_generators([5, 6], device))
     torch.testing.assert_close(got, expected, rtol=0, atol=1e-4)
-    assert (op.H(got) - y).norm() < (op.H(prior.mu[None]) - y).norm()  # and it moved towards y
+    assert (op.H(got) - y).norm() < (op.H(prior.mu[None].to(device)) - y).norm()  # and it moved towards y
 
 
 def test_dps_differentiates_through_a_sparse_operator():

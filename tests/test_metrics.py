@@ -35,11 +35,11 @@ def fresh_lpips():
 
 
 # --------------------------------------------------------------------------- LPIPS
-def test_lpips_reproduces_reference_values():
+def test_lpips_reproduces_reference_values(device):
     assert M.lpips_available()
-    ref, p0, p1 = _load("ex_ref.png"), _load("ex_p0.png"), _load("ex_p1.png")
+    ref, p0, p1 = (_load(name).to(device) for name in ("ex_ref.png", "ex_p0.png", "ex_p1.png"))
     d = M.lpips(torch.cat([ref, ref]), torch.cat([p0, p1]))
-    assert d.shape == (2,) and d.dtype == torch.float32
+    assert d.shape == (2,) and d.dtype == torch.float32 and d.device.type == device.type
     assert round(float(d[0]), 3) == 0.722
     assert round(float(d[1]), 3) == 0.138
 
@@ -154,8 +154,8 @@ def test_ssim_small_images():
 
 
 # --------------------------------------------------------------------------- all metrics
-def test_shapes_dtype_and_batch_consistency():
-    x, y = _rand(3, 3, 48, 40, seed=3), _rand(3, 3, 48, 40, seed=4)
+def test_shapes_dtype_and_batch_consistency(device):
+    x, y = _rand(3, 3, 48, 40, seed=3).to(device), _rand(3, 3, 48, 40, seed=4).to(device)
     y = (0.7 * x + 0.3 * y)  # correlated, so SSIM / LPIPS are away from their extremes
     batch = M.compute_all(x, y)
     assert set(batch) == {"psnr", "ssim", "lpips"}

@@ -40,23 +40,23 @@ def _image(h, w, seed=0):
 
 # --------------------------------------------------------------------------- the network wrapper
 @pytest.mark.parametrize("h,w", [(37, 29), (16, 48), (33, 33)])
-def test_padding_calls_the_network_on_its_multiple_and_crops_back(h, w):
+def test_padding_calls_the_network_on_its_multiple_and_crops_back(h, w, device):
     net = Pointwise()
-    x, t = torch.randn(2, 3, h, w), torch.tensor([10, 700])
+    x, t = torch.randn(2, 3, h, w, device=device), torch.tensor([10, 700], device=device)
     eps = SizedNetwork(net, multiple=16)(x, t)
     assert eps.shape == x.shape
     assert all(a % 16 == 0 and b % 16 == 0 for a, b in net.shapes)
     torch.testing.assert_close(eps, net(x, t), rtol=1e-5, atol=1e-6)  # a pointwise net does not see the padding
 
 
-def test_tiles_cover_the_image_and_blend_to_the_untiled_call():
+def test_tiles_cover_the_image_and_blend_to_the_untiled_call(device):
     assert tile_starts(96, 32, 8) == [0, 21, 43, 64] and tile_starts(32, 32, 8) == [0] and tile_starts(20, 32, 8) == [0]
     for length, tile, overlap in [(96, 32, 8), (100, 48, 12), (513, 128, 32)]:
         starts = tile_starts(length, tile, overlap)
         assert starts[0] == 0 and starts[-1] + tile == length
         assert all(b - a <= tile - overlap for a, b in zip(starts, starts[1:]))  # neighbours share >= overlap
     net = Pointwise()
-    x, t = torch.randn(1, 3, 64, 96), torch.tensor([300])
+    x, t = torch.randn(1, 3, 64, 96, device=device), torch.tensor([300], device=device)
     tiled = SizedNetwork(net, multiple=2, tile=32)(x, t)
     assert set(net.shapes) == {(32, 32)} and len(net.shapes) == 3 * 4
     torch.testing.assert_close(tiled, net(x, t), rtol=1e-5, atol=1e-6)  # the weights sum to one everywhere
@@ -68,7 +68,7 @@ def test_tile_must_be_a_multiple_of_the_network():
 
 
 @pytest.mark.skipif(not BUNDLED_MODEL.exists(), reason="the bundled prior is not installed")
-def test_a_tiled_restoration_is_close_to_the_untiled_one():
+def test_a_tiled_restoration_is_close_to_the_untiled_one(device):
     """96x64 with 32-pixel tiles (8 overlapping) against one call on the whole image, with the
     bundled prior (a random network says nothing about seams). The tiles differ where the U-Net's
     receptive field and its GroupNorm statistics reach past a tile; measured on this face crop
@@ -78,11 +78,12 @@ def test_a_tiled_restoration_is_close_to_the_untiled_one():
     from restore.models.prior import load_prior
     from solvers import DDRM, make_generators
 
-    prior = load_prior("natural-ddpm")
-    x = crop_resize(load_image(FACE), 64, 96)
-    op = make_operator("deno", (64, 96))
-    y = op.observe(x, 0.1, make_generators([1]))
-    out = {name: DDRM(SizedNetwork(prior, tile=tile), op, steps=10).restore(y, 0.1, make_generators([7])).clamp(-1, 1)
+    prior = load_prior("natural-ddpm", device)
+    x = crop_resize(load_image(FACE), 64, 96).to(device)
+    op = make_operator("deno", (64, 96)).to(device)
+    y = op.observe(x, 0.1, make_generators([1], device))
+    out = {name: DDRM(SizedNetwork(prior, tile=tile), op, steps=10).restore(y, 0.1, make_generators([7], device))
+           .clamp(-1, 1)
            for name, tile in (("whole", 0), ("tiled", 32))}
     psnr = lambda a, b: (10 * torch.log10(4 / ((a - b) ** 2).mean())).item()  # noqa: E731
     assert psnr(out["tiled"], out["whole"]) > 35
@@ -133,12 +134,12 @@ def test_memory_estimate_grows_with_the_pixels(tiny_model_dir):
     assert network_bytes(Pointwise(), 1, 64, 64) == 0  # unknown architecture: no estimate
 
 
-def test_auto_tiling_and_refusal(tiny_model_dir, monkeypatch):
+def test_auto_tiling_and_refusal(tiny_model_dir, monkeypatch, device):
     import restore.models.network as N
     from restore.models.prior import load_prior
 
-    prior = load_prior(str(tiny_model_dir))
-    dev = torch.device("cpu")
+    prior = load_prior(str(tiny_model_dir), device)
+    dev = device
     need = network_bytes(prior, 1, 1024, 1024) + 4.0 * 3 * 1024 * 1024 * 24
     monkeypatch.setattr(N, "available_bytes", lambda device: need / 0.8 * 0.5)  # half of what one call needs
     notes = []
@@ -147,6 +148,17 @@ def test_auto_tiling_and_refusal(tiny_model_dir, monkeypatch):
     with pytest.raises(UsageError, match="pass --tile 512 or a smaller --size"):
         plan_network(prior, dev, 1, 1024, 1024, 0)
     assert plan_network(prior, dev, 1, 256, 256, None).tile == 0  # fits: no tiling
+
+
+@pytest.mark.cuda
+def test_the_gpu_s_free_memory_is_read_and_a_256_call_fits(tiny_model_dir):
+    import restore.models.network as N
+    from restore.models.prior import load_prior
+
+    cuda = torch.device("cuda")
+    free = N.available_bytes(cuda)
+    assert 0 < free <= torch.cuda.get_device_properties(cuda).total_memory
+    assert plan_network(load_prior(str(tiny_model_dir), cuda), cuda, 1, 256, 256, None).tile == 0
 
 
 def test_a_huge_size_is_refused_before_anything_is_allocated(tiny_model_dir):

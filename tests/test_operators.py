@@ -431,6 +431,23 @@ def test_float32_operator_accepts_float64_images(task):
     assert op.singulars().dtype == DT
 
 
+@pytest.mark.cuda
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_every_transform_on_the_gpu_is_the_cpu_one(case):
+    """Built on the CPU, moved to the GPU (cuFFT, cuBLAS, the masks' index tensors): H, H^T, U, U^T,
+    V, V^T, H^+ and the singular values give what they give on the CPU, in float64."""
+    op, gpu = build(case), build(case).to("cuda")
+    x, y = rand_image(op), rand_flat(2, op.m)
+    u = rand_flat(2, op.m, seed=2)
+    v = rand_flat(2, op.n, seed=3)
+    pairs = {"H": (op.H(x), gpu.H(x.cuda())), "Ht": (op.Ht(y), gpu.Ht(y.cuda())), "U": (op.U(u), gpu.U(u.cuda())),
+             "Ut": (op.Ut(y), gpu.Ut(y.cuda())), "V": (op.V(v), gpu.V(v.cuda())), "Vt": (op.Vt(x), gpu.Vt(x.cuda())),
+             "H_pinv": (op.H_pinv(y), gpu.H_pinv(y.cuda())), "singulars": (op.singulars(), gpu.singulars())}
+    for name, (cpu_out, gpu_out) in pairs.items():
+        assert gpu_out.is_cuda, name
+        torch.testing.assert_close(gpu_out.cpu(), cpu_out, rtol=0, atol=ATOL, msg=lambda m, name=name: f"{name}: {m}")
+
+
 # -- registry -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("task", list(TASKS))
 def test_every_task_builds_at_256(task):

@@ -1,5 +1,7 @@
-"""restore.models.precision.configure_network on CPU with a tiny U-Net, and `bench.py gpu` without a GPU."""
+"""restore.models.precision.configure_network on CPU with a tiny U-Net (and on a CUDA GPU: `pytest -m
+cuda`), and `bench.py gpu` without a GPU."""
 
+import copy
 import os
 import shutil
 import subprocess
@@ -51,6 +53,19 @@ def test_bf16_close_to_fp32_and_float32_out(prior, t):
         reference, eps = prior(x, tt), net(x, tt)
     assert eps.dtype == torch.float32 and eps.shape == x.shape and eps.is_contiguous()
     assert 0 < relative_error(eps, reference) < BF16_TOLERANCE  # 16-bit: close, not identical
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+@pytest.mark.parametrize("t", [50, 500, 900])
+def test_16_bits_on_the_gpu_close_to_fp32_and_float32_out(prior, precision, t):
+    """On CUDA both 16-bit formats run (autocast, channels-last): eps close to the fp32 call's."""
+    gpu = copy.deepcopy(prior).to("cuda")
+    x, tt = (v.cuda() for v in inputs(t=t))
+    with torch.no_grad():
+        reference, eps = configure_network(gpu, "fp32")(x, tt), configure_network(gpu, precision)(x, tt)
+    assert eps.dtype == torch.float32 and eps.shape == x.shape and eps.is_cuda and eps.is_contiguous()
+    assert 0 < relative_error(eps, reference) < BF16_TOLERANCE
 
 
 def test_fp32_is_the_plain_call(prior):
@@ -137,16 +152,20 @@ def test_bench_gpu_without_cuda_exits_2():
 
 
 # --------------------------------------------------------------------------- through a restoration
-def test_a_bf16_restoration_agrees_with_fp32(tiny_model_dir):
-    """The whole path (restore_image -> configure_network -> solver): bf16 changes the network's
-    arithmetic only, so the restoration moves by little (tiny random U-Net, deno 0.05, DDRM 4)."""
+@pytest.mark.parametrize("device, precision", [("cpu", "bf16"), pytest.param("cuda", "bf16", marks=pytest.mark.cuda),
+                                               pytest.param("cuda", "fp16", marks=pytest.mark.cuda)])
+def test_a_16_bit_restoration_agrees_with_fp32(tiny_model_dir, device, precision):
+    """The whole path (restore_image -> configure_network -> solver): bf16 (fp16 on a GPU) changes the
+    network's arithmetic only, so the restoration moves by little (tiny random U-Net, deno 0.05, DDRM 4)."""
     from restore import restore_image
 
     x = torch.rand(1, 3, 32, 32) * 2 - 1
-    common = dict(task="deno", sigma_y=0.05, model=str(tiny_model_dir), solver="ddrm", steps=4, quiet=True)
+    common = dict(task="deno", sigma_y=0.05, model=str(tiny_model_dir), solver="ddrm", steps=4, quiet=True,
+                  device=device)
     full = restore_image(x, **common)
-    half = restore_image(x, precision="bf16", **common)
-    assert half.settings.precision == "bf16" and half.metrics["settings"]["precision"] == "bf16"
+    half = restore_image(x, precision=precision, **common)
+    assert half.settings.precision == precision and half.metrics["settings"]["precision"] == precision
+    assert half.metrics["device"].startswith(device)
     agree = (10 * torch.log10(4 / ((half.final - full.final) ** 2).mean())).item()
     assert agree > 30, agree  # dB between the two restorations
     assert abs(half.metrics["final"]["psnr"] - full.metrics["final"]["psnr"]) < 0.5

@@ -20,7 +20,7 @@ def prior() -> GaussianPrior:
                          0.2 + 0.3 * torch.rand(C, S, S, generator=g, dtype=torch.float64))
 
 
-def setup(images: int, candidates: int = 2, task: str = "inp_box"):
+def setup(images: int, candidates: int = 2, task: str = "inp_box", device="cpu"):
     p = prior()
     op = make_operator(task, S, channels=C)
     solver = NestedDDRM(p, op, outer_steps=3, inner_steps=2)
@@ -28,7 +28,8 @@ def setup(images: int, candidates: int = 2, task: str = "inp_box"):
     x = p.mu + p.std * torch.randn(C, S, S, generator=g, dtype=torch.float64)
     y = op.H(x[None].to(torch.float64)).expand(images, -1).contiguous()
     seeds = list(range(100, 100 + images * candidates))
-    return solver, y, seeds
+    op.to(device)
+    return solver, y.to(device), seeds
 
 
 def left_half() -> torch.Tensor:
@@ -124,16 +125,17 @@ def test_a_region_over_everything_is_a_whole_choice():
     assert runs[1].lead() == 0  # the candidate outside the regions
 
 
-def test_seed_and_choices_reproduce_and_a_saved_run_resumes_as_uninterrupted():
-    solver, y, seeds = setup(1, candidates=3)
+def test_seed_and_choices_reproduce_and_a_saved_run_resumes_as_uninterrupted(device):
+    solver, y, seeds = setup(1, candidates=3, device=device)
 
     def steered(stop_after_choice: bool):
-        run = Run(solver, y, 0.05, make_generators(seeds), candidates=3)
+        run = Run(solver, y, 0.05, make_generators(seeds, device), candidates=3)
         run.step()
-        run.choose_regions([(1, left_half()), (2, torch.eye(S, dtype=torch.bool))], rest=None, feather=1.0)
+        run.choose_regions([(1, left_half().to(device)), (2, torch.eye(S, dtype=torch.bool, device=device))],
+                           rest=None, feather=1.0)
         if stop_after_choice:
             state = torch.load(_saved(run.state_dict()), weights_only=True)
-            run = Run.from_state(solver, state)
+            run = Run.from_state(solver, state, device)
         while not run.done:
             run.step()
         return run
@@ -143,7 +145,7 @@ def test_seed_and_choices_reproduce_and_a_saved_run_resumes_as_uninterrupted():
     torch.testing.assert_close(c.latest.x0, a.latest.x0, rtol=0, atol=1e-12)
     event = c.events[0]
     assert event["rest"] is None and [k for k, _ in event["regions"]] == [1, 2]
-    assert torch.equal(event["regions"][0][1], left_half())
+    assert torch.equal(event["regions"][0][1].cpu(), left_half())
 
 
 def _saved(state):

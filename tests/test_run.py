@@ -26,14 +26,16 @@ class CountingPrior(GaussianPrior):
         return super().__call__(x_t, t)
 
 
-def setup(task="sr2", images=1):
+def setup(task="sr2", images=1, device="cpu"):
+    """The prior, the operator on `device` and a measurement there (drawn on the CPU)."""
     g = torch.Generator().manual_seed(0)
     mu = 0.3 * torch.randn(3, SIZE, SIZE, generator=g, dtype=torch.float64)
     std = 0.1 + 0.4 * torch.rand(3, SIZE, SIZE, generator=g, dtype=torch.float64)
     prior = CountingPrior(mu, std)
     op = make_operator(task, SIZE).to("cpu", torch.float64)
     x = mu + std * torch.randn(images, 3, SIZE, SIZE, generator=g, dtype=torch.float64)
-    return prior, op, op.observe(x, SIGMA_Y, torch.Generator().manual_seed(1))
+    y = op.observe(x, SIGMA_Y, torch.Generator().manual_seed(1))
+    return prior, op.to(device), y.to(device)
 
 
 SOLVERS = {
@@ -52,10 +54,10 @@ def finish(run: Run) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("name", list(SOLVERS))
-def test_stepping_to_the_end_is_restore(name):
-    prior, op, y = setup()
+def test_stepping_to_the_end_is_restore(name, device):
+    prior, op, y = setup(device=device)
     solver = SOLVERS[name](prior, op)
-    run = Run(solver, y, SIGMA_Y, make_generators([4]))
+    run = Run(solver, y, SIGMA_Y, make_generators([4], device))
     steps = []
     while not run.done:
         records = run.step()
@@ -63,17 +65,17 @@ def test_stepping_to_the_end_is_restore(name):
         steps.append(records[-1].nfe)
     assert steps == [solver.calls_before(j + 1) for j in range(solver.anytime_steps)]
     assert run.latest.final and run.nfe == solver.nfe_total
-    expected = solver.restore(y, SIGMA_Y, make_generators([4]))
+    expected = solver.restore(y, SIGMA_Y, make_generators([4], device))
     assert torch.allclose(run.latest.x0, expected, atol=1e-12)
 
 
 @pytest.mark.parametrize("name", ["nested", "ddrm"])
-def test_a_candidate_equals_its_single_candidate_run(name):
-    prior, op, y = setup("inp_random")
+def test_a_candidate_equals_its_single_candidate_run(name, device):
+    prior, op, y = setup("inp_random", device=device)
     seeds = [10, 11, 12]
-    together = finish(Run(SOLVERS[name](prior, op), y, SIGMA_Y, make_generators(seeds), candidates=3))
+    together = finish(Run(SOLVERS[name](prior, op), y, SIGMA_Y, make_generators(seeds, device), candidates=3))
     for k, seed in enumerate(seeds):
-        alone = finish(Run(SOLVERS[name](prior, op), y, SIGMA_Y, make_generators([seed])))
+        alone = finish(Run(SOLVERS[name](prior, op), y, SIGMA_Y, make_generators([seed], device)))
         assert torch.allclose(together[k : k + 1], alone, atol=1e-10)
     assert not torch.allclose(together[0], together[1])
 
@@ -154,15 +156,15 @@ def test_drop_shrinks_the_batch_of_network_calls():
 
 @pytest.mark.parametrize("name", ["nested-eta", "nested-fresh", "ddrm"])
 @pytest.mark.parametrize("after", [1, 2])
-def test_save_load_resume_is_bit_for_bit(name, after, tmp_path):
-    prior, op, y = setup("deblur_gauss")
+def test_save_load_resume_is_bit_for_bit(name, after, tmp_path, device):
+    prior, op, y = setup("deblur_gauss", device=device)
     solver = SOLVERS[name](prior, op)
-    uninterrupted = Run(solver, y, SIGMA_Y, make_generators([8, 9]), candidates=2)
+    uninterrupted = Run(solver, y, SIGMA_Y, make_generators([8, 9], device), candidates=2)
     uninterrupted.step()
     uninterrupted.choose(1)
     expected = finish(uninterrupted)
 
-    run = Run(solver, y, SIGMA_Y, make_generators([8, 9]), candidates=2)
+    run = Run(solver, y, SIGMA_Y, make_generators([8, 9], device), candidates=2)
     run.step()
     run.choose(1)
     for _ in range(after - 1):
@@ -170,18 +172,18 @@ def test_save_load_resume_is_bit_for_bit(name, after, tmp_path):
     torch.save(run.state_dict(), tmp_path / "run.pt")
     del run
     state = torch.load(tmp_path / "run.pt", weights_only=True)
-    resumed = Run.from_state(SOLVERS[name](prior, op), state)
+    resumed = Run.from_state(SOLVERS[name](prior, op), state, device)
     assert resumed.index == after and resumed.events == uninterrupted.events
     assert torch.equal(finish(resumed), expected)
     assert (tmp_path / "run.pt").stat().st_size < 64 * 1024
 
 
-def test_a_stopped_step_leaves_the_run_where_it_was():
-    prior, op, y = setup("sr2")
+def test_a_stopped_step_leaves_the_run_where_it_was(device):
+    prior, op, y = setup("sr2", device=device)
     solver = SOLVERS["nested-eta"](prior, op)
-    expected = finish(Run(solver, y, SIGMA_Y, make_generators([3, 4]), candidates=2))
+    expected = finish(Run(solver, y, SIGMA_Y, make_generators([3, 4], device), candidates=2))
 
-    run = Run(solver, y, SIGMA_Y, make_generators([3, 4]), candidates=2)
+    run = Run(solver, y, SIGMA_Y, make_generators([3, 4], device), candidates=2)
     run.step()
     x_before = run.x.clone()
     calls = []

@@ -46,13 +46,13 @@ def test_official_ddrm_grid():
 
 @pytest.mark.parametrize("task", TASKS)
 @pytest.mark.parametrize("nested", [False, True])
-def test_noiseless_result_is_consistent_with_y(task, nested):
+def test_noiseless_result_is_consistent_with_y(task, nested, device):
     prior = gaussian()
-    op = operator(task)
-    x = draw(prior, batch=2)
+    op = operator(task).to(device)
+    x = draw(prior, batch=2).to(device)
     y = op.H(x)
     solver = NestedDDRM(prior, op, outer_steps=3, inner_steps=4) if nested else DDRM(prior, op, steps=10)
-    records = list(solver.sample(y, 0.0, make_generators([3, 4])))
+    records = list(solver.sample(y, 0.0, make_generators([3, 4], device)))
     for record in records:
         if record.kind == "outer" or record.final:  # every anytime output of Nested, DDRM's final
             assert torch.allclose(op.H(record.x0), y, atol=1e-6)
@@ -89,13 +89,14 @@ def test_restoration_beats_pseudo_inverse_with_exact_prior():
 
 
 @pytest.mark.parametrize("task", ["sr4", "inp_box", "deblur_gauss"])
-def test_nested_with_one_outer_step_is_ddrm(task):
+def test_nested_with_one_outer_step_is_ddrm(task, device):
     prior = gaussian()
     op = operator(task)
-    y = op.observe(draw(prior, batch=2), 0.05, torch.Generator().manual_seed(0))
+    y = op.observe(draw(prior, batch=2), 0.05, torch.Generator().manual_seed(0)).to(device)
+    op.to(device)
     for k in (1, 5, 20):
-        a = DDRM(prior, op, steps=k).restore(y, 0.05, make_generators([7, 8]))
-        b = NestedDDRM(prior, op, outer_steps=1, inner_steps=k).restore(y, 0.05, make_generators([7, 8]))
+        a = DDRM(prior, op, steps=k).restore(y, 0.05, make_generators([7, 8], device))
+        b = NestedDDRM(prior, op, outer_steps=1, inner_steps=k).restore(y, 0.05, make_generators([7, 8], device))
         assert torch.allclose(a, b, rtol=0, atol=1e-12)  # the same arithmetic, reached by two code paths
 
 
@@ -120,18 +121,19 @@ def test_network_calls_counted_exactly(outer, inner, yield_inner):
 
 
 @pytest.mark.parametrize("make", [lambda p, o: DDRM(p, o, steps=6), lambda p, o: NestedDDRM(p, o, 3, 2, outer_eta=0.5)])
-def test_same_generator_same_result_and_batch_independence(make):
+def test_same_generator_same_result_and_batch_independence(make, device):
     prior = gaussian()
     op = operator("inp_random")
     x = draw(prior, batch=3)
-    y = op.observe(x, 0.02, torch.Generator().manual_seed(0))
-    first = make(prior, op).restore(y, 0.02, torch.Generator().manual_seed(11))
-    again = make(prior, op).restore(y, 0.02, torch.Generator().manual_seed(11))
-    other = make(prior, op).restore(y, 0.02, torch.Generator().manual_seed(12))
+    y = op.observe(x, 0.02, torch.Generator().manual_seed(0)).to(device)
+    op.to(device)
+    first = make(prior, op).restore(y, 0.02, torch.Generator(device).manual_seed(11))
+    again = make(prior, op).restore(y, 0.02, torch.Generator(device).manual_seed(11))
+    other = make(prior, op).restore(y, 0.02, torch.Generator(device).manual_seed(12))
     assert torch.equal(first, again) and not torch.allclose(first, other)
 
-    batch = make(prior, op).restore(y, 0.02, make_generators([5, 6, 7]))
-    alone = make(prior, op).restore(y[1:2], 0.02, make_generators([6]))
+    batch = make(prior, op).restore(y, 0.02, make_generators([5, 6, 7], device))
+    alone = make(prior, op).restore(y[1:2], 0.02, make_generators([6], device))
     assert torch.allclose(batch[1:2], alone, atol=1e-12)
 
 

@@ -107,31 +107,33 @@ def test_default_architecture_is_the_bundled_models_and_attention_variant_fits()
     assert 2 * n_params < 30e6  # fp16 safetensors under 30 MB
 
 
-def test_sampler_and_colour_jitter():
+def test_sampler_and_colour_jitter(device):
     rng = np.random.default_rng(0)
     photos = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in [(40, 70), (130, 90), (20, 24)]]
-    sampler = CropSampler(photos, torch.device("cpu"), levels=3)
-    gen = torch.Generator().manual_seed(0)
+    sampler = CropSampler(photos, device, levels=3)
+    gen = torch.Generator(device).manual_seed(0)
     x = sampler.sample(16, 32, gen, max_zoom=4.0)
-    assert x.shape == (16, 3, 32, 32) and x.abs().max() <= 1 and torch.isfinite(x).all()
-    grey = torch.linspace(-1, 1, 16).view(1, 1, 4, 4).expand(3, 3, 4, 4)
+    assert x.shape == (16, 3, 32, 32) and x.device.type == device.type
+    assert x.abs().max() <= 1 and torch.isfinite(x).all()
+    grey = torch.linspace(-1, 1, 16, device=device).view(1, 1, 4, 4).expand(3, 3, 4, 4)
     assert torch.allclose(colour_jitter(grey, gen, 5.0, 0.1), grey, atol=1e-5)  # greys stay grey
     assert torch.equal(colour_jitter(x, gen, 0.0, 0.0), x)
     y = colour_jitter(x, gen, 5.0, 0.1)
-    luma = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+    luma = torch.tensor([0.299, 0.587, 0.114], device=device).view(1, 3, 1, 1)
     inside = (y.abs() < 1).all(1, keepdim=True)  # where nothing was clipped, luma is unchanged
-    assert torch.allclose(((y - x) * luma).sum(1, keepdim=True)[inside], torch.zeros(1), atol=1e-4)
+    assert torch.allclose(((y - x) * luma).sum(1, keepdim=True)[inside], torch.zeros(1, device=device), atol=1e-4)
 
 
 @pytest.mark.parametrize("attention", [False, True])
-def test_tiny_training_writes_a_loadable_model_and_resumes(tmp_path, capsys, attention):
+def test_tiny_training_writes_a_loadable_model_and_resumes(tmp_path, capsys, attention, device):
+    """On CUDA the training runs as on the card: bf16 autocast, channels-last."""
     rng = np.random.default_rng(0)
     data = tmp_path / "photos.npz"
     np.savez(data, a=rng.integers(0, 256, (48, 64, 3), dtype=np.uint8),
              b=rng.integers(0, 256, (80, 40, 3), dtype=np.uint8))
     run = tmp_path / "run"
     base = ["train", "--data", str(data), "--out", str(run), "--size", "32", "--batch", "2", "--channels", "16,32",
-            "--norm-groups", "8", "--device", "cpu", "--log-every", "1", "--warmup", "2"]
+            "--norm-groups", "8", "--device", device.type, "--log-every", "1", "--warmup", "2"]
     base += ["--attention"] if attention else []
     tp.main(base + ["--steps", "3"])
     assert torch.load(run / "checkpoint.pt", weights_only=False)["step"] == 3

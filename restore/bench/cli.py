@@ -10,6 +10,7 @@
     python scripts/bench.py cpu          # FLOPs per call, GFLOP/s and the share of this CPU's peak (restore.bench.cpu_flops)
     python scripts/bench.py kernels      # operators launched per network call by each solver, outside the network
     python scripts/bench.py models       # every model family at 256x256: s/call; ADM's eps against deepinv's (restore.bench.models)
+    python scripts/bench.py precision --data heldout/   # bf16 / fp16 restorations against fp32 (restore.bench.precision)
 
 overhead: every task at 256x256, DDRM (20 steps) and NestedDDRM (4 x 5), run with the bundled
 prior wrapped in a timer; overhead = wall time outside the network calls, per call. The CelebA-HQ
@@ -35,7 +36,8 @@ from restore.settings.model_spec import BUNDLED
 
 OWN_OPTIONS = {"peers": "restore.bench.peers", "gpu": "restore.bench.gpu", "sizes": "restore.bench.sizes",
                "cpu": "restore.bench.cpu_flops", "kernels": "restore.bench.kernels",
-               "operators": "restore.bench.operators", "models": "restore.bench.models"}
+               "operators": "restore.bench.operators", "models": "restore.bench.models",
+               "precision": "restore.bench.precision"}
 
 
 def main(argv: list[str] | None = None) -> int:

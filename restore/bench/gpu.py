@@ -2,6 +2,7 @@
 
     python scripts/bench.py gpu [--batches 1,8,32] [--precisions fp32,bf16,fp16] [--compile on,off]
                                 [--compile-batches 1,8] [--calls 10] [--budget 330] [--json PATH]
+    python scripts/bench.py gpu --device cpu --model M --size 32 ...   # this command's path on a CPU (tests)
 
 The network is Ho et al.'s CelebA-HQ U-Net (restore.models.architectures.celebahq_architecture, random
 weights: timing only) at 256x256, run through restore.models.precision.configure_network (channels_last
@@ -18,8 +19,13 @@ Order: every eager configuration, then the solver's own work, then the compiled 
 spent so far plus the longest compile seen (first guess 90 s) stays within --budget seconds.
 
 Solver work: DDRM (20 steps) and NestedDDRM (4 x 5) restore with the network replaced by a cheap
-function of the same shapes; its wall time per call, as a fraction of the fastest network call
-measured at that batch (the target: under 1%).
+function of the same shapes; its wall time per call (best of 3 after a warm-up), as a fraction of
+the fastest network call measured at that batch, and at batch 1 of the eager and compiled fp32
+and bf16 calls (the target: under 1% in fp32 and bf16). Measured alone, so an upper bound: inside
+a real run the solver's kernels queue behind the network's and its Python overlaps them.
+
+--device cpu (with a small --model and --size) runs the same path on a CPU to check it: eager
+only, no peak memory or peak FLOPS; its numbers say nothing about a GPU.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ import torch
 from restore.io.atomic import write_json
 from restore.models.architectures import celebahq_architecture
 
-SIZE, NFE, DEVICE = 256, 20, "cuda"
+NFE = 20
 # dense TFLOPS: fp32 (no tensor cores), tf32 tensor, bf16 / fp16 tensor; first matching name wins
 PEAKS = [(r"H100 PCIe", 51, 378, 756), (r"H[12]00 NVL", 60, 418, 835), (r"H100|H200", 67, 495, 989),
          (r"A100", 19.5, 156, 312), (r"\bL4\b", 30.3, 60, 121), (r"RTX 4090", 82.6, 82.6, 165.2)]
@@ -54,35 +60,42 @@ def log(start: float, text: str) -> None:
     print(f"[{time.perf_counter() - start:6.1f} s] {text}", file=sys.stderr, flush=True)
 
 
+def sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
 def time_calls(fn, x, t, calls: int) -> float:
-    torch.cuda.synchronize()
+    sync(x.device.type)
     begin = time.perf_counter()
     with torch.no_grad():
         for _ in range(calls):
             fn(x, t)
-    torch.cuda.synchronize()
+    sync(x.device.type)
     return (time.perf_counter() - begin) / calls
 
 
 def measure(prior, precision: str, compiled: bool, batch: int, args, flops: float, card: str) -> dict:
     from restore.models.precision import AUTOCAST_DTYPES, configure_network
 
+    device, size = args.device, args.size
     net = configure_network(prior, precision, compile=compiled, channels_last=True)
-    x = torch.randn(batch, 3, SIZE, SIZE, device=DEVICE)
-    t = torch.full((batch,), 500, device=DEVICE)
-    torch.cuda.synchronize()
+    x = torch.randn(batch, 3, size, size, device=device)
+    t = torch.full((batch,), 500, device=device)
+    sync(device)
     begin = time.perf_counter()
     with torch.no_grad():
         net(x, t)  # compiles when compiled
-        torch.cuda.synchronize()
+        sync(device)
         first = time.perf_counter() - begin
         for _ in range(2):  # CUDA graph recording; eager: allocator and cuDNN warm-up
             net(x, t)
-    torch.cuda.reset_peak_memory_stats()
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
     seconds = time_calls(net, x, t, args.calls)
     row = {"precision": precision, "compile": compiled, "batch": batch, "ms_per_call": 1e3 * seconds,
-           "images_per_minute": 60 * batch / (NFE * seconds), "peak_bytes": torch.cuda.max_memory_allocated(),
-           "first_call_s": first}
+           "images_per_minute": 60 * batch / (NFE * seconds),
+           "peak_bytes": torch.cuda.max_memory_allocated() if device == "cuda" else None, "first_call_s": first}
     peak, basis = peak_tflops(card, precision)
     row.update(peak_basis=basis, peak_tflops=peak, achieved_tflops=batch * flops / seconds / 1e12)
     row["fraction_of_peak"] = row["achieved_tflops"] / peak if peak else None
@@ -91,7 +104,7 @@ def measure(prior, precision: str, compiled: bool, batch: int, args, flops: floa
         xc = x.contiguous(memory_format=torch.channels_last)
 
         def plain(x_t, t_):
-            with torch.autocast(DEVICE, dtype=dtype, enabled=dtype is not None):
+            with torch.autocast(device, dtype=dtype, enabled=dtype is not None):
                 return prior.unet(x_t, t_).sample
 
         plain(xc, t)
@@ -109,23 +122,24 @@ class CheapPrior:
         return x_t * 0.5
 
 
-def solver_work(alphas_cumprod, tasks: list[str], batch: int, repeats: int = 3) -> list[dict]:
+def solver_work(alphas_cumprod, tasks: list[str], batch: int, device: str = "cuda", size: int = 256,
+                repeats: int = 3) -> list[dict]:
     from degradations import make_operator
     from solvers import DDRM, NestedDDRM, make_generators
 
     prior, rows = CheapPrior(alphas_cumprod), []
     for task in tasks:
-        operator = make_operator(task, SIZE).to(DEVICE)
-        x = torch.rand(batch, 3, SIZE, SIZE, device=DEVICE) * 2 - 1
-        y = operator.observe(x, 0.05, torch.Generator(DEVICE).manual_seed(0))
+        operator = make_operator(task, size).to(device)
+        x = torch.rand(batch, 3, size, size, device=device) * 2 - 1
+        y = operator.observe(x, 0.05, torch.Generator(device).manual_seed(0))
         for name, solver in (("DDRM", DDRM(prior, operator, steps=NFE)),
                              ("Nested 4x5", NestedDDRM(prior, operator, outer_steps=4, inner_steps=5))):
             best = float("inf")
             for _ in range(repeats + 1):  # the first: warm-up (cuFFT plans, allocator)
-                torch.cuda.synchronize()
+                sync(device)
                 begin = time.perf_counter()
-                solver.restore(y, 0.05, make_generators(range(batch), DEVICE))
-                torch.cuda.synchronize()
+                solver.restore(y, 0.05, make_generators(range(batch), device))
+                sync(device)
                 best = min(best, time.perf_counter() - begin)
             rows.append({"task": task, "solver": name, "batch": batch, "ms_per_call": 1e3 * best / NFE})
     return rows
@@ -141,8 +155,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", default="sr4,deblur_gauss,inp_box", help="solver-work tasks ('' for none)")
     parser.add_argument("--budget", type=float, default=330, help="seconds: no compile started past it")
     parser.add_argument("--json", help="write every number here (rewritten after each configuration)")
+    parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"],
+                        help="cpu: only to check this command's path (eager, small --model and --size)")
+    parser.add_argument("--model", default="celebahq-arch", help="celebahq-arch (random weights) or a model folder")
+    parser.add_argument("--size", type=int, default=256)
     args = parser.parse_args(argv)
-    if not torch.cuda.is_available():
+    if args.device == "cuda" and not torch.cuda.is_available():
         print("error: bench.py gpu needs a CUDA GPU (none found); run it on a machine with one "
               "(CPU numbers: bench.py overhead / throughput)", file=sys.stderr)
         return 2
@@ -153,16 +171,23 @@ def main(argv: list[str] | None = None) -> int:
     modes = args.compile.split(",")
     if not set(precisions) <= set(PRECISIONS) or not set(modes) <= {"on", "off"}:
         parser.error(f"--precisions: some of {','.join(PRECISIONS)}; --compile: on, off or on,off")
+    if args.device == "cpu" and "on" in modes:
+        parser.error("--device cpu: eager only (--compile off); compiling on a CPU takes minutes")
     start = time.perf_counter()
     from torch.utils.flop_counter import FlopCounterMode
 
+    from restore.models.prior import load_prior
+
     torch._dynamo.config.recompile_limit = 64
-    card = torch.cuda.get_device_name()
-    prior = celebahq_architecture().to(DEVICE)
+    device, size = args.device, args.size
+    card = torch.cuda.get_device_name() if device == "cuda" else "CPU (path check only)"
+    torch.manual_seed(0)
+    prior = (celebahq_architecture() if args.model == "celebahq-arch" else load_prior(args.model)).to(device)
     with FlopCounterMode(display=False) as counter, torch.no_grad():
-        prior(torch.randn(1, 3, SIZE, SIZE, device=DEVICE), torch.full((1,), 500, device=DEVICE))
+        prior(torch.randn(1, 3, size, size, device=device), torch.full((1,), 500, device=device))
     flops = counter.get_total_flops()
-    out = {"card": card, "torch": torch.__version__, "flops_per_image": flops, "network": [], "solver": []}
+    out = {"card": card, "torch": torch.__version__, "model": args.model, "size": size, "flops_per_image": flops,
+           "network": [], "solver": []}
     peak = peak_tflops(card, "bf16")[0]
     log(start, f"{card}: {flops / 1e9:.0f} GFLOP per image per call; "
                f"{'unknown peak' if peak is None else f'bf16 peak {peak:g} TFLOPS'}")
@@ -183,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         save()
         torch._dynamo.reset()
         gc.collect()
-        torch.cuda.empty_cache()
+        if device == "cuda":
+            torch.cuda.empty_cache()
         return row
 
     if "off" in modes:
@@ -193,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     for batch in batches if args.tasks else []:
         log(start, f"solver work, batch {batch}")
         try:
-            out["solver"] += solver_work(prior.alphas_cumprod, args.tasks.split(","), batch)
+            out["solver"] += solver_work(prior.alphas_cumprod, args.tasks.split(","), batch, device, size)
         except Exception as error:  # noqa: BLE001 - keep the network numbers
             log(start, f"  failed: {' '.join(str(error).split())[:200]}")
         save()
@@ -213,9 +239,28 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def solver_shares(out: dict) -> list[dict]:
+    """The solver's own share of one network call at batch 1, against the eager and the compiled
+    fp32 and bf16 calls (those measured); also stored in out["solver_share"]."""
+    calls = {(r["precision"], r["compile"]): r["ms_per_call"] for r in out["network"]
+             if r["batch"] == 1 and "ms_per_call" in r}
+    rows = []
+    for r in out["solver"]:
+        if r["batch"] != 1:
+            continue
+        for (precision, compiled), net in sorted(calls.items()):
+            if precision in ("fp32", "bf16"):
+                rows.append({"task": r["task"], "solver": r["solver"], "precision": precision, "compile": compiled,
+                             "solver_ms": r["ms_per_call"], "network_ms": net, "share": r["ms_per_call"] / net})
+    out["solver_share"] = rows
+    return rows
+
+
 def report(out: dict) -> None:
-    print(f"{out['card']}, torch {out['torch']}; CelebA-HQ U-Net {SIZE}x{SIZE}: "
-          f"{out['flops_per_image'] / 1e9:.0f} GFLOP per image per call\n")
+    name = "CelebA-HQ U-Net" if out.get("model", "celebahq-arch") == "celebahq-arch" else out["model"]
+    size = out.get("size", 256)
+    print(f"{out['card']}, torch {out['torch']}; {name} {size}x{size}: "
+          f"{out['flops_per_image'] / 1e9:.1f} GFLOP per image per call\n")
     print("| precision | compile | batch | ms/call | plain diffusers ms/call | images/min @20 | peak memory "
           "| TFLOPS | of peak | first call s |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
@@ -229,8 +274,9 @@ def report(out: dict) -> None:
         plain = f"{r['plain_ms_per_call']:.2f}" if "plain_ms_per_call" in r else "-"
         share = (f"{100 * r['fraction_of_peak']:.0f}% of {r['peak_tflops']:g} ({r['peak_basis']})"
                  if r["fraction_of_peak"] is not None else "unknown peak")
+        memory = f"{r['peak_bytes'] / 2**30:.2f} GiB" if r.get("peak_bytes") is not None else "-"
         print(head + f"| {r['ms_per_call']:.2f} | {plain} | {r['images_per_minute']:.0f} | "
-              f"{r['peak_bytes'] / 2**30:.2f} GiB | {r['achieved_tflops']:.0f} | {share} | {r['first_call_s']:.1f} |")
+              f"{memory} | {r['achieved_tflops']:.1f} | {share} | {r['first_call_s']:.1f} |")
     if out["solver"]:
         print("\n| task | solver | batch | solver ms/call | / fastest network call at that batch |")
         print("| --- | --- | --- | --- | --- |")
@@ -239,3 +285,12 @@ def report(out: dict) -> None:
             r["fraction_of_fastest_call"] = r["ms_per_call"] / net if net else None
             ratio = f"{100 * r['ms_per_call'] / net:.2f}% (of {net:.2f} ms)" if net else "-"
             print(f"| {r['task']} | {r['solver']} | {r['batch']} | {r['ms_per_call']:.3f} | {ratio} |")
+        shares = solver_shares(out)
+        if shares:
+            print("\nsolver's own share of a batch-1 call (target: under 1% in fp32 and bf16)\n")
+            print("| task | solver | against | solver ms | network ms | share |")
+            print("| --- | --- | --- | --- | --- | --- |")
+            for r in shares:
+                against = f"{r['precision']}{' compiled' if r['compile'] else ''}"
+                print(f"| {r['task']} | {r['solver']} | {against} | {r['solver_ms']:.3f} | {r['network_ms']:.2f} | "
+                      f"{100 * r['share']:.2f}% |")

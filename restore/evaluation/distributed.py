@@ -1,5 +1,7 @@
 """torch.distributed for sharded evaluation: initialised from torchrun's environment (nccl on
-CUDA with one GPU per LOCAL_RANK, gloo on CPU); a no-op stand-in for a single process."""
+CUDA with one GPU per LOCAL_RANK, gloo on CPU), also for one process under torchrun (so that
+`torchrun --nproc_per_node=1` runs the collectives a larger run does); a no-op stand-in for a
+plain single process."""
 
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ class Dist:
 
 def init_distributed(device: torch.device) -> tuple[Dist, torch.device]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
+    if world <= 1 and "TORCHELASTIC_RUN_ID" not in os.environ:  # not launched by torchrun
         return Dist(), device
     rank = int(os.environ.get("RANK", "0"))
     if device.type == "cuda":

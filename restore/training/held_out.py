@@ -2,11 +2,14 @@
 
     python scripts/eval_prior.py                      # table for the model card
     python scripts/eval_prior.py --splits 1x20,2x10,4x5,5x4,10x2 --tasks sr4,inp_box,deno
+    python scripts/eval_prior.py --set heldout/ --model .train/run/model --device cuda   # a GPU, no packages
 
 The held-out set is made from photos that were kept out of training (see restore.training.sources):
 face crops of every excluded face photo (astronaut, the cameraman, messi5, basketball1; grey ones
 repeated to RGB), resized to 256x256, and centre crops of the held-out non-face photos
-(butterfly, squirrel, coffee). `--save-set DIR` writes them as PNGs (e.g. for evaluate.py).
+(butterfly, squirrel, coffee). `--save-set DIR` writes them as PNGs (e.g. for evaluate.py), and
+`--set DIR` reads them back from there (a machine without the packages: the GPU session);
+`--root DIR` reads the photos from a folder where the packages were unpacked.
 Each task is restored with DDRM at 20 network calls (and Nested DDRM 4 x 5 at the same cost),
 next to the simple baseline: bicubic up-sampling for super-resolution, H^+ y otherwise.
 """
@@ -27,6 +30,7 @@ from restore.io.images import save_image
 from restore.models.prior import load_prior
 from restore.quality.baselines import baseline, baseline_names
 from restore.quality.metrics import lpips, psnr
+from restore.settings.build import resolve_device
 from restore.settings.model_spec import BUNDLED
 from restore.training.sources import HELD_OUT, source_dir
 from solvers import DDRM, NestedDDRM, make_generators
@@ -47,18 +51,27 @@ def to_tensor(image: Image.Image, size: int = 256) -> torch.Tensor:
     return torch.from_numpy(np.array(image)).permute(2, 0, 1).float()[None] / 127.5 - 1
 
 
-def held_out_set() -> dict[str, torch.Tensor]:
+def held_out_set(root: Path | None = None) -> dict[str, torch.Tensor]:
     images = {}
     for source, name, box in FACES:
-        path = os.path.join(source_dir(source), name)
+        path = os.path.join(source_dir(source, root), name)
         images[f"face_{Path(name).stem}_{box[0]}_{box[1]}"] = to_tensor(Image.open(path).crop(box))
     for source, names in HELD_OUT.items():
         for name in names:
-            image = Image.open(os.path.join(source_dir(source), name))
+            image = Image.open(os.path.join(source_dir(source, root), name))
             side = min(image.size)
             left, top = (image.width - side) // 2, (image.height - side) // 2
             images[f"photo_{Path(name).stem}"] = to_tensor(image.crop((left, top, left + side, top + side)))
     return images
+
+
+def saved_set(folder: Path) -> dict[str, torch.Tensor]:
+    """The held-out images as `--save-set` wrote them (name -> (1, 3, 256, 256) in [-1, 1]), sorted."""
+    paths = sorted(Path(folder).glob("*.png"))
+    if not paths:
+        raise SystemExit(f"error: no PNG in {folder}; write the set with `eval_prior.py --save-set {folder}`")
+    images = {p.stem: Image.open(p) for p in paths}
+    return {name: to_tensor(image, image.width) for name, image in images.items()}  # square, at their size
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -71,19 +84,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     parser.add_argument("--save-set", type=Path, help="write the held-out images as PNGs and exit")
+    parser.add_argument("--set", type=Path, help="read the held-out images from this folder (written by --save-set)")
+    parser.add_argument("--root", type=Path, help="read the photos under this folder instead of their installed places")
+    parser.add_argument("--device", default="auto", help="auto (cuda when there is one), cpu, cuda")
     args = parser.parse_args(argv)
 
-    images = held_out_set()
+    images = saved_set(args.set) if args.set else held_out_set(args.root)
     if args.save_set:
         args.save_set.mkdir(parents=True, exist_ok=True)
         for name, image in images.items():
             save_image(image, args.save_set / f"{name}.png")
         print(f"wrote {len(images)} images to {args.save_set}")
         return
-    prior = load_prior(args.model)
+    device = resolve_device(args.device)
+    prior = load_prior(args.model, device)
     splits = [tuple(int(v) for v in s.split("x")) for s in args.splits.split(",")]
     names = [n for n in images if n.startswith("face") or not args.faces_only]
-    x = torch.cat([images[n] for n in names])
+    x = torch.cat([images[n] for n in names]).to(device)
     results = {}
     header = "| task | sigma_y | baseline | " + " | ".join(
         "DDRM %d" % k if n == 1 else "Nested %dx%d" % (n, k) for n, k in splits) + " |"
@@ -96,18 +113,20 @@ def main(argv: list[str] | None = None) -> None:
         sigma_y = TASK_SIGMA.get(task, 0.0)
         # colorization of a grey photo is trivial (H^+ y is exact): score colour photos only
         keep = [i for i in range(len(names)) if not (task == "color" and grey[i])]
-        operator = make_operator(task, 256)
-        y = operator.observe(x[keep], sigma_y, make_generators([args.seed + i for i in keep]))
-        row = {"baseline": baseline(baseline_names(operator)[-1], operator, y)}  # bicubic for sr, else H^+ y
+        operator = make_operator(task, tuple(x.shape[-2:])).to(device)
+        y = operator.observe(x[keep], sigma_y, make_generators([args.seed + i for i in keep], device))
+        base = baseline_names(operator)[-1]
+        row = {"baseline": baseline(base, operator, y)}  # bicubic for sr, else H^+ y (colour: the grey input)
         for n, k in splits:
             solver = (DDRM(prior, operator, steps=k, eta=args.eta) if n == 1
                       else NestedDDRM(prior, operator, n, k, eta=args.eta))
             row[f"{n}x{k}"] = torch.cat([
-                solver.restore(y[j:j + 1], sigma_y, make_generators([args.seed + 1000 + i])).clamp(-1, 1)
+                solver.restore(y[j:j + 1], sigma_y, make_generators([args.seed + 1000 + i], device)).clamp(-1, 1)
                 for j, i in enumerate(keep)])
         scores = {key: {"psnr": psnr(out, x[keep]).tolist(), "lpips": lpips(out, x[keep]).tolist()}
                   for key, out in row.items()}
-        results[task] = {"sigma_y": sigma_y, "eta": args.eta, "images": [names[i] for i in keep], "scores": scores}
+        results[task] = {"sigma_y": sigma_y, "eta": args.eta, "baseline": base, "images": [names[i] for i in keep],
+                         "scores": scores}
         cells = [f"{sum(s['psnr']) / len(s['psnr']):.2f} / {sum(s['lpips']) / len(s['lpips']):.3f}" for s in scores.values()]
         label = task if len(keep) == len(names) else f"{task} ({len(keep)} colour images)"
         print(f"| {label} | {sigma_y} | " + " | ".join(cells) + " |", flush=True)

@@ -88,13 +88,14 @@ def resolve(row: dict[str, str], root: Path | None = None) -> Path:
     return (base or Path("/nonexistent")) / rel
 
 
-def source_dir(source: str) -> str:
-    """The folder of a source's photos (eval_prior.py reads the held-out and face photos there)."""
+def source_dir(source: str, root: Path | None = None) -> str:
+    """The folder of a source's photos (eval_prior.py reads the held-out and face photos there);
+    under `root` if given, as in `resolve`."""
     if source == "opencv-doc":
-        return OPENCV
+        return str(Path(root) / OPENCV.lstrip("/")) if root is not None else OPENCV
     if source in PYPI_DIRS:
         top, _, sub = PYPI_DIRS[source].partition("/")
-        base = site_root(top)
+        base = Path(root) if root is not None else site_root(top)
         return str((base or Path("/nonexistent")) / top / sub)
     raise KeyError(source)
 

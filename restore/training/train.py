@@ -111,7 +111,7 @@ def train(args: argparse.Namespace) -> None:
         model.load_state_dict(state["model"])
         ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["opt"])
-        gen.set_state(state["generator"].to(gen.device) if device.type == "cpu" else state["generator"])
+        gen.set_state(state["generator"].cpu())  # a generator's state is a CPU byte tensor, a CUDA one's too
         step, elapsed = state["step"], state["elapsed"]
         print(f"resumed from {ckpt_path} at step {step} ({elapsed / 60:.1f} min trained)")
     n_params = sum(p.numel() for p in model.parameters())
