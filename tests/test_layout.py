@@ -1,6 +1,7 @@
 """The shape of the code and its documents: imports that point one way (no cycle, even through an
 import inside a function; each layer of restore/ imports only the layers below it; degradations
-never imports solvers), no test or script loading another file by its path, and every relative
+never imports solvers), no test, script or module loading a file by its path (but the plugin loader,
+which imports the user's files named in ANYTIME_RESTORE_PLUGINS), and every relative
 link in README.md and docs/, and every docs page the code cites, pointing at something that exists."""
 
 from __future__ import annotations
@@ -130,11 +131,19 @@ def test_the_solvers_and_operators_know_nothing_of_restore_and_operators_nothing
             if t.startswith("solvers")] == []
 
 
+#: the one module whose job is to import a file by its path: a user's own declarations, named in
+#: ANYTIME_RESTORE_PLUGINS (files outside the repository, never one of its own)
+USER_FILE_LOADER = "degradations/plugins.py"
+
+
 def test_nothing_loads_a_file_by_its_path():
     offenders = [str(p.relative_to(REPO)) for folder in ("tests", "scripts", *PACKAGES)
                  for p in (REPO / folder).rglob("*.py")
                  if p.name != "test_layout.py" and "spec_from_file_location" in p.read_text(encoding="utf-8")]
-    assert offenders == []
+    assert offenders == [USER_FILE_LOADER]
+    # and it loads only what the environment variable names: no path of the repository in it
+    text = (REPO / USER_FILE_LOADER).read_text(encoding="utf-8")
+    assert "__file__" not in text and "Path(item)" in text
 
 
 # --------------------------------------------------------------------------- documents
