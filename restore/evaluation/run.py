@@ -57,6 +57,7 @@ from restore.evaluation.images import (
     IMAGE_EXTENSIONS,
     check_images,
     find_images,
+    walk_images,
 )
 from restore.evaluation.report import Progress, print_table
 from restore.evaluation.rows import ROW_PREFIX
@@ -108,6 +109,8 @@ class EvalConfig:
     max_pixels: int | None = None  # the largest image decoded (None: restore.io.images.MAX_PIXELS)
     device: str = "auto"
     images: list[str] = field(default_factory=list)  # filled by run_evaluation
+    folders: list[dict[str, str]] = field(default_factory=list)  # the subfolders that could not be listed
+    loops: list[str] = field(default_factory=list)  # links to a folder above them, not followed
 
 
 def _identity(settings: Settings, cfg: EvalConfig) -> dict[str, Any]:
@@ -143,10 +146,13 @@ def run_evaluation(settings: Settings, cfg: EvalConfig, explicit_steps: bool = F
     data, out = Path(cfg.data), Path(cfg.out)
     if not data.is_dir():
         raise UsageError(f"data folder {data} not found" if not data.exists() else f"--data {data} is not a folder")
-    images = find_images(data, exclude=out)
+    walk = walk_images(data, exclude=out)
+    images = walk.images
     if not images:
-        raise UsageError(f"no images ({', '.join(e[1:] for e in IMAGE_EXTENSIONS)}) found under {data}")
+        unread = "".join(f"; {u['image']} ({u['error']})" for u in walk.unreadable[:3])
+        raise UsageError(f"no images ({', '.join(e[1:] for e in IMAGE_EXTENSIONS)}) found under {data}{unread}")
     cfg.images = images = images[: cfg.limit] if cfg.limit is not None else images
+    cfg.folders, cfg.loops = walk.unreadable, walk.loops
 
     rank0 = int(os.environ.get("RANK", "0")) == 0
     if not explicit_steps:
@@ -199,7 +205,7 @@ def _run(settings: Settings, cfg: EvalConfig, images, data: Path, out: Path, dev
         try:
             if out.is_dir():  # another evaluation writing here is refused at once
                 held.append(FolderLock(out, "output folder"))
-            sizes, unreadable = check_images(data, images, cfg.skip_unreadable, cfg.max_pixels)
+            sizes, unreadable = check_images(data, images, cfg.skip_unreadable, cfg.max_pixels, cfg.folders)
             frames = _frames(settings, sizes, prior)
             for frame in set(frames.values()):  # refuse a size that cannot fit before the first call
                 plan_network(prior, device, cfg.batch_size * settings.candidates, frame.height, frame.width, settings.tile)
@@ -219,7 +225,10 @@ def _run(settings: Settings, cfg: EvalConfig, images, data: Path, out: Path, dev
     plan, unreadable = plan
     images = [rel for rel in images if rel not in {u["image"] for u in unreadable}]
     if unreadable and dist.rank == 0 and not cfg.quiet:
-        print(f"note: skipping {len(unreadable)} unreadable image(s): {', '.join(u['image'] for u in unreadable)}",
+        print(f"note: skipping {len(unreadable)} unreadable image(s) and folder(s): "
+              f"{', '.join(u['image'] for u in unreadable)}", file=sys.stderr)
+    if cfg.loops and dist.rank == 0 and not cfg.quiet:
+        print(f"note: not following {len(cfg.loops)} link(s) to a folder above them (a loop): {', '.join(cfg.loops)}",
               file=sys.stderr)
     mine = plan[dist.rank :: dist.world]
     by_frame: dict[Frame, list] = {}
@@ -248,7 +257,8 @@ def _run(settings: Settings, cfg: EvalConfig, images, data: Path, out: Path, dev
                     "groups": groups, "baselines": baselines, "data": identity["data"],
                     "ddrm_steps": settings.steps, "nested_nfe": sum(settings.budgets),
                     "batch_size": cfg.batch_size, "device": str(device), "world_size": dist.world, "limit": cfg.limit,
-                    "lpips_available": lpips_available(), "unreadable": unreadable, "sizes_restored": shapes}
+                    "lpips_available": lpips_available(), "unreadable": unreadable,
+                    "links_not_followed": cfg.loops, "sizes_restored": shapes}
     title = (f"{settings.task}, sigma_y={settings.sigma_y:g}, {len(images)} images, "
              f"{' vs '.join(cfg.solvers)}, {settings.steps} calls")
     if settings.candidates > 1:
