@@ -44,6 +44,7 @@ from typing import Any, Callable
 import torch
 
 from restore.errors import UsageError
+from restore.io.names import check_path
 from restore.outputs.files import check_output_dir
 from restore.outputs.live import LiveFolder, run_steps
 from restore.outputs.resume import load_state, resume_inputs
@@ -120,6 +121,7 @@ def restore_image(
     """
     started = time.perf_counter()
     _check_keywords(overrides, time_budget, naming)
+    _check_paths(naming, image=image, reference=reference, out=out, resume=resume, config=config)
     if resume is not None:
         return resume_image(resume, image, settings=settings, config=config, observed=observed, reference=reference,
                             model=model, device=device, time_budget=time_budget, max_pixels=max_pixels, choose=choose,
@@ -167,6 +169,7 @@ def resume_image(
     other arguments are restore_image's."""
     started = time.perf_counter() if started is None else started
     _check_keywords(given, time_budget, naming)
+    _check_paths(naming, resume=folder, image=image, reference=reference, config=config)
     if not Path(folder).is_dir():
         raise UsageError(f"--resume {folder}: no such folder")
     live = LiveFolder(folder, resume=True)  # a busy or unwritable folder is refused before any work
@@ -195,6 +198,13 @@ def _where(naming: str) -> str | None:
     if naming not in ("keyword", "flag"):
         raise ValueError(f"naming must be 'keyword' or 'flag', got {naming!r}")
     return "keyword" if naming == "keyword" else None
+
+
+def _check_paths(naming: str, **paths: Any) -> None:
+    """A path the file system cannot take (restore.io.names) is one line naming its keyword (or flag)."""
+    for key, value in paths.items():
+        if isinstance(value, (str, Path)):
+            check_path(value, f"{key}=" if naming == "keyword" else "--" + ("input" if key == "image" else key))
 
 
 def _check_keywords(overrides: dict[str, Any], time_budget: float | None, naming: str) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from restore.cli.options import (
     ArgumentParser,
     add_arguments,
+    check_paths,
     run_cli,
     settings_from_args,
 )
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    check_paths(args)
     if args.protocol is not None:
         return protocol_main(args)
     if args.protocol_tasks is not None:

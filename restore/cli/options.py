@@ -6,6 +6,7 @@ interrupt)."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import types
 import typing
@@ -14,6 +15,7 @@ from typing import Any
 from degradations import TASKS
 from restore.errors import UsageError, one_line
 from restore.io.images import MAX_PIXELS
+from restore.io.names import check_path, name_too_long
 from restore.models.memory import keep_freed_memory
 from restore.models.registry import model_help
 from restore.settings.compose import compose
@@ -89,6 +91,20 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     return compose(given(args), config=getattr(args, "config", None) or None)
 
 
+#: the flags that name a file or folder (checked by check_paths before anything is read or made)
+PATH_FLAGS = ("input", "reference", "out", "resume", "data", "config", "model",
+              *(name for name, s in SETTINGS.items() if s.spec.file))
+
+
+def check_paths(args: argparse.Namespace) -> None:
+    """Refuse, in one line naming the flag, a path that the file system cannot take (a name part
+    over 255 bytes: restore.io.names), before anything is read or made."""
+    for name in dict.fromkeys(PATH_FLAGS):
+        value = getattr(args, name, None)
+        if isinstance(value, (str, os.PathLike)):
+            check_path(value, "--" + name.replace("_", "-"))
+
+
 def run_cli(main, argv: list[str] | None = None) -> int:
     """Run `main(argv)`, turning a UsageError (every one-line input error) into exit code 2. Every
     command keeps the network's freed memory for its next call (restore.models.memory)."""
@@ -97,6 +113,12 @@ def run_cli(main, argv: list[str] | None = None) -> int:
         return main(argv) or 0
     except UsageError as error:
         print(f"error: {one_line(error)}", file=sys.stderr)
+        return 2
+    except OSError as error:  # a path too long for the file system that no check named first
+        usage = name_too_long(error)
+        if usage is None:
+            raise
+        print(f"error: {one_line(usage)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -26,6 +26,7 @@ from restore.api import Cancelled, restore_image
 from restore.cli.options import (
     ArgumentParser,
     add_arguments,
+    check_paths,
     run_cli,
     settings_from_args,
 )
@@ -61,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    check_paths(args)
     if args.resume:
         if args.out or args.overwrite:
             raise UsageError("--resume writes on into its own folder; leave out --out and --overwrite")

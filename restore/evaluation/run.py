@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from restore.errors import UsageError, WriteError, one_line
+from restore.io.names import check_path
 from restore.evaluation.batch import build_frame, evaluate_batch
 from restore.evaluation.distributed import Dist, init_distributed
 from restore.evaluation.folder import Writer, merge, prepare
@@ -144,6 +145,8 @@ def run_evaluation(settings: Settings, cfg: EvalConfig, explicit_steps: bool = F
     if cfg.limit is not None and cfg.limit < 1:
         raise UsageError(f"--limit must be >= 1, got {cfg.limit}")
     data, out = Path(cfg.data), Path(cfg.out)
+    check_path(data, "--data")
+    check_path(out, "--out")
     if not data.is_dir():
         raise UsageError(f"data folder {data} not found" if not data.exists() else f"--data {data} is not a folder")
     walk = walk_images(data, exclude=out)

@@ -16,6 +16,7 @@ import yaml
 
 from restore import paths
 from restore.errors import UsageError, one_line
+from restore.io.names import check_path
 from restore.settings.schema import ALIASES, SETTINGS, Settings
 
 #: the settings a measured config fills where the person set none: the solver, Nested's outer
@@ -40,6 +41,7 @@ OUTER_KEYS = tuple(k for k, s in SETTINGS.items() if s.kind == "nested" and k no
 def load_config(path: str | Path) -> dict[str, Any]:
     """The settings of a YAML file: a bare name lives in configs/; "configs/x.yaml", as a run
     records it, is the shipped one (restore.paths); any other path is used as given."""
+    check_path(path, "config")
     path = Path(path)
     for base in (paths.CONFIG_DIR, paths.SHIPPED_ROOT):
         if not path.is_file() and (base / path).is_file():

@@ -25,6 +25,7 @@ from pydantic import TypeAdapter, ValidationError
 from degradations.options import OptionSpec, read_options
 from degradations.registry import tasks
 from restore.errors import UsageError
+from restore.io.names import check_path
 from restore.settings import rules
 from solvers.nested import Options as NestedOptions
 from solvers.options import SolverSpec
@@ -135,6 +136,8 @@ class SettingsMethods:
         nested, inner = self.parts
         for spec in task.option_specs + inner.option_specs:
             value = getattr(self, spec.name)
+            if spec.file and value:
+                check_path(value, named(spec.name) + ("=" if where == "keyword" else ""))
             if spec.file and value and not Path(value).is_file():
                 raise UsageError(f"{spec.name} file {value} not found")
         for key in task.required:
