@@ -23,7 +23,8 @@ photo seen through its frame (no SVD; DPS and DiffPIR take it through H and H^T)
 docs/studies/any-blur.md measures what the periodic boundary costs on such a photo.
 
 The kernel: any (kh, kw) array with kh <= h, kw <= w, odd or even, non-negative or not; it is
-normalised to sum 1 (with a note in `notes`) when it does not; its centre is at (kh // 2, kw // 2).
+normalised to sum 1 (with a note in `notes`) when it does not, in float64 without overflow
+(`degradations.kernels.normalised_kernel`: complex, non-finite, and sums <= 0 refused); its centre is at (kh // 2, kw // 2).
 """
 
 from __future__ import annotations
@@ -34,11 +35,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Optional
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from degradations.base import SVDOperator
-from degradations.kernels import disk_kernel, load_kernel, motion_kernel
+from degradations.kernels import disk_kernel, load_kernel, motion_kernel, normalised_kernel
 from degradations.linear import LinearOperator
 from degradations.options import NonNegative, Positive, option, whole
 from degradations.tasks import declare_task
@@ -89,23 +91,16 @@ class FourierBlur(SVDOperator):
 
     def __init__(self, channels: int, height: int, width: int, kernel, zero_below: float = ZERO_BELOW) -> None:
         self.channels, self.height, self.width = int(channels), int(height), int(width)
-        k = torch.as_tensor(kernel, dtype=torch.float64).cpu()
+        k = torch.as_tensor(kernel) if torch.is_tensor(kernel) else torch.as_tensor(np.asarray(kernel))
         if k.dim() != 2 or k.shape[0] < 1 or k.shape[1] < 1:
             raise ValueError(f"a blur kernel is one 2-D array, got shape {tuple(k.shape)}")
         if k.shape[0] > self.height or k.shape[1] > self.width:
             raise ValueError(f"the kernel ({k.shape[0]}x{k.shape[1]}) is larger than the image "
                              f"({self.height}x{self.width})")
-        if not bool(torch.isfinite(k).all()):
-            raise ValueError("the blur kernel holds NaN or infinite values")
         if zero_below < 0:
             raise ValueError(f"zero_below must be >= 0, got {zero_below}")
-        self.notes: list[str] = []
-        total = float(k.sum())
-        if abs(total) < 1e-12:
-            raise ValueError("the blur kernel sums to 0: it removes the image's mean; give a blur (sum 1)")
-        if abs(total - 1) > 1e-6:
-            self.notes.append(f"the blur kernel summed to {total:.6g}; normalised to sum 1")
-            k = k / total
+        k, note = normalised_kernel(k)  # real, finite, sum > 0, scaled in float64 without overflow
+        self.notes: list[str] = [note] if note else []
         self.kernel, self.zero_below = k.to(torch.float32), float(zero_below)
         self.measurement_shape = (self.channels, self.height, self.width)
         k_hat = kernel_spectrum(k, self.height, self.width).flatten()

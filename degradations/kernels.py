@@ -65,6 +65,40 @@ def disk_kernel(radius: float = 3.0) -> torch.Tensor:
     return torch.from_numpy(kernel / kernel.sum())
 
 
+def normalised_kernel(kernel) -> tuple[torch.Tensor, str | None]:
+    """A kernel checked and scaled to sum 1 in float64: (kernel, a note when it did not sum to 1).
+
+    Refused (ValueError): complex values (a blur is real), NaN or infinity, and a sum that is
+    not > 0. The scaling divides by the largest magnitude first, so that no sum overflows (a
+    kernel of 1e308s sums to 9e308 in exact arithmetic, inf in float64) or underflows; a kernel
+    of any positive scale (1e-12s, 1e308s, an image's grey levels) becomes the same blur."""
+    k = torch.as_tensor(np.asarray(kernel) if not torch.is_tensor(kernel) else kernel)
+    if k.is_complex():
+        raise ValueError("the blur kernel holds complex numbers: a blur is real; give real weights")
+    if k.dtype == torch.bool or not (k.is_floating_point() or k.dtype in _INTEGERS):
+        raise ValueError(f"the blur kernel must hold numbers, got {k.dtype}")
+    k = k.detach().to(device="cpu", dtype=torch.float64)
+    if k.numel() and not bool(torch.isfinite(k).all()):
+        raise ValueError("the blur kernel holds NaN or infinite values")
+    largest = float(k.abs().max()) if k.numel() else 0.0
+    if largest == 0.0:
+        raise ValueError("the blur kernel is all zeros: give a blur (non-negative weights, sum > 0)")
+    unit = k / largest  # entries in [-1, 1]: their sum cannot overflow
+    share = float(unit.sum())
+    if share <= 1e-12 * k.numel():  # zero (up to rounding) or negative
+        raise ValueError(f"the blur kernel sums to {share * largest:.3g}: a blur sums to more than 0 (it keeps the "
+                         "image's mean); give non-negative weights")
+    total = share * largest  # may be inf for a huge kernel: only shown
+    note = None
+    if abs(share * largest - 1) > 1e-6:
+        shown = f"{total:.6g}" if np.isfinite(total) else f"{share:.6g} x {largest:.6g}"
+        note = f"the blur kernel summed to {shown}; normalised to sum 1"
+    return unit / share, note
+
+
+_INTEGERS = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+
+
 def load_kernel(path: str | Path) -> torch.Tensor:
     """A person's kernel: a .npy 2-D array, or an image file (converted to grey; its levels are
     the weights). Not normalised here (FourierBlur does, with a note)."""
@@ -74,8 +108,17 @@ def load_kernel(path: str | Path) -> torch.Tensor:
     if path.suffix.lower() == ".npy":
         try:
             a = np.load(path, allow_pickle=False, mmap_mode="r")  # the header first: a huge array is not read
+        except EOFError:
+            raise ValueError(f"cannot read kernel {path.name}: the file is empty; give a .npy of one 2-D array") \
+                from None
         except (ValueError, OSError) as error:
             raise ValueError(f"cannot read kernel {path.name}: {error}") from None
+        if not isinstance(a, np.ndarray):  # an .npz archive (a zip of arrays) named .npy
+            getattr(a, "close", lambda: None)()
+            raise ValueError(f"kernel {path.name} is an .npz archive, not a .npy array: save one array with "
+                             "numpy.save (or give the image of the kernel)")
+        if np.iscomplexobj(a):
+            raise ValueError(f"kernel {path.name} holds complex numbers: a blur is real; give real weights")
         if a.ndim != 2 or not np.issubdtype(a.dtype, np.number):
             raise ValueError(f"kernel {path.name} must hold one 2-D array of numbers, got shape {a.shape}, {a.dtype}")
     else:
