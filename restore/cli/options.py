@@ -76,8 +76,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         groups["solver"].add_argument("--" + alias.replace("_", "-"), dest=alias, type=float,
                                       help=f"the old name of {now} (still accepted)")
     parser.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, ...")
-    parser.add_argument("--max-pixels", type=int, metavar="N", help="the largest image decoded, width x height "
+    parser.add_argument("--max-pixels", type=_pixels, metavar="N", help="the largest image decoded, width x height "
                         f"(default {MAX_PIXELS}; checked from the file's header before any decoding)")
+
+
+def _pixels(text: str) -> int:
+    """--max-pixels: a whole number >= 1."""
+    if not (text.isascii() and text.strip().isdigit()) or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of pixels >= 1, got {text!r}")
+    return int(text)
 
 
 def given(args: argparse.Namespace) -> dict[str, Any]:

@@ -37,7 +37,7 @@ def parse_entry(entry: str, candidates: int) -> int | RegionChoice:
     candidate 2 in the white pixels of eyes.png and candidate 1 elsewhere; '2@a.png+3@b.png+1'
     several regions (b over a); without the last '+N' each candidate keeps its own outside."""
     entry = entry.strip()
-    if entry == "" or entry.isdigit():
+    if entry == "" or _digits(entry):
         return _number(entry or "0", candidates, allow_zero=True)
     parts = entry.split("+")
     rest = None if "@" in parts[-1] else _number(parts.pop(), candidates)
@@ -52,9 +52,14 @@ def parse_entry(entry: str, candidates: int) -> int | RegionChoice:
     return RegionChoice(tuple(regions), rest)
 
 
+def _digits(text: str) -> bool:
+    """ASCII digits only: str.isdigit also accepts '²' and other digits int() refuses."""
+    return text.isascii() and text.isdigit()
+
+
 def _number(text: str, candidates: int, allow_zero: bool = False) -> int:
     text = text.strip()
-    if not text.isdigit():
+    if not _digits(text):
         raise UsageError(f"--choose takes {FORMS}; got {text!r}")
     n = int(text)
     if n > candidates or (n == 0 and not allow_zero):

@@ -186,7 +186,7 @@ class SolverSpec:
 
 
 def _calls(text: str, token: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= MAX_STEPS:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_STEPS:
         raise UsageError(f"--solvers {token}: calls must be whole numbers from 1 to {MAX_STEPS}, got {text!r}")
     return int(text)
 

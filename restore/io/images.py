@@ -46,6 +46,7 @@ from __future__ import annotations
 import contextlib
 import io
 import itertools
+import operator
 import warnings
 from pathlib import Path
 from typing import Optional, Union
@@ -54,7 +55,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from restore.errors import ImageReadError, one_line
+from restore.errors import ImageReadError, UsageError, one_line
 
 __all__ = ["ImageReadError", "load_image", "check_image", "save_image", "crop_resize", "to_uint8"]
 
@@ -186,6 +187,8 @@ def _pil_to_unit(im) -> np.ndarray:
         a = np.clip(np.asarray(im).astype(np.float64), 0, 65535) / 65535.0
         return a[..., None]
     if mode == "F":
+        if not np.isfinite(np.asarray(im)).all():  # a float TIFF: NaN is no colour, inf no brightness
+            raise ValueError("it holds NaN or infinite values (a float image); give finite values on [0, 1]")
         return np.clip(np.asarray(im).astype(np.float64), 0.0, 1.0)[..., None]
     if mode in ("1", "L"):
         return (np.asarray(im.convert("L")).astype(np.float64) / 255.0)[..., None]
@@ -226,6 +229,9 @@ def _read_unit(path: Path, notes: list[str], max_pixels: int) -> np.ndarray:
         with _pil_limit(max_pixels), Image.open(path) as im:
             im.seek(0)
             _check_pixels(path, *im.size, max_pixels)
+            frames = getattr(im, "n_frames", 1)
+            if frames > 1:  # an animated GIF / PNG / WebP, a multi-page TIFF
+                notes.append(f"{name} holds {frames} frames (animated or multi-page): only the first is used")
             im.load()
             icc = im.info.get("icc_profile")
             colour, alpha = _split_alpha(_upright(im, name, notes))
@@ -235,9 +241,18 @@ def _read_unit(path: Path, notes: list[str], max_pixels: int) -> np.ndarray:
         raise ImageReadError(f"cannot read image {path}: not an image file PIL recognises") from None
 
 
+def _whole_at_least_one(value) -> bool:
+    try:
+        return not isinstance(value, bool) and operator.index(value) >= 1
+    except TypeError:
+        return False
+
+
 def _decode(path: PathLike, notes: Optional[list], max_pixels: Optional[int]) -> np.ndarray:
     """The shared decoding of load_image and check_image: (H, W, C) float64 in [0, 1]; notes
     are appended to `notes` (a list) only when the whole file decoded."""
+    if max_pixels is not None and not _whole_at_least_one(max_pixels):
+        raise UsageError(f"max_pixels must be a whole number of pixels >= 1, got {max_pixels!r}")
     p = Path(path)
     if not p.exists():
         raise ImageReadError(f"cannot read image {p}: no such file")

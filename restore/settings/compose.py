@@ -26,7 +26,7 @@ from restore.settings.configs import (
     measured_config,
 )
 from restore.settings.model_spec import resolve_model
-from restore.settings.schema import ALIASES, SETTINGS, Settings, canonical
+from restore.settings.schema import ALIASES, SETTINGS, Settings, canonical, name_of
 
 
 def compose(explicit: dict[str, Any], *, base: Settings | None = None, config: str | Path | None = None,
@@ -44,15 +44,32 @@ def compose(explicit: dict[str, Any], *, base: Settings | None = None, config: s
         if key in explicit:
             explicit[key] = Settings.check(key, explicit[key], where)
     values = base.as_dict() if base is not None else {}
+    person = dict(explicit)  # what the person set: the keywords or flags, and a config file they named
     if config is not None and str(config).lower() != "none":
+        person = {**load_config(config), **explicit}
         values.update(load_config(config), config=str(config))
     elif base is None and config is None:
         values.update(apply_measured(explicit))
     values = canonical({**values, **explicit}, where)
+    _check_split(person, values, where)
     for key, setting in SETTINGS.items():
         if setting.spec.file and values.get(key) is not None:
             values[key] = str(values[key])
     return Settings(**values).validate(where)
+
+
+def _check_split(person: dict[str, Any], values: dict[str, Any], where: str | None) -> None:
+    """A list of inner budgets sets the number of outer steps (one budget each): an outer count
+    the person also set must agree with it (Nested's split: solvers.nested)."""
+    if person.get("outer") is None or values.get("inner") is None:
+        return
+    inner = Settings.check("inner", values["inner"], where)
+    outer = Settings.check("outer", values["outer"], where)
+    if isinstance(inner, list) and len(inner) > 1 and outer != len(inner):
+        budgets = ",".join(map(str, inner))
+        raise UsageError(f"{name_of('outer', where)} {outer} and {name_of('inner', where)} {budgets} disagree: a list "
+                         f"of inner budgets is one per outer step ({len(inner)} steps); give {name_of('outer', where)} "
+                         f"{len(inner)} or leave it out")
 
 
 def task_defaults(values: dict[str, Any]) -> dict[str, Any]:
