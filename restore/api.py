@@ -170,8 +170,9 @@ def resume_image(
     started = time.perf_counter() if started is None else started
     _check_keywords(given, time_budget, naming)
     _check_paths(naming, resume=folder, image=image, reference=reference, config=config)
+    named = "resume=" if naming == "keyword" else "--resume"
     if not Path(folder).is_dir():
-        raise UsageError(f"--resume {folder}: no such folder")
+        raise UsageError(f"{named} {folder}: no such folder")
     live = LiveFolder(folder, resume=True)  # a busy or unwritable folder is refused before any work
     try:
         state = load_state(folder)
@@ -184,7 +185,7 @@ def resume_image(
                           model=None if isinstance(model, (str, Path)) else model, device=device,
                           max_pixels=max_pixels)
         if job.identity != state["identity"]:
-            raise UsageError(f"--resume {folder}: the input, mask or settings differ from the saved run's (a file "
+            raise UsageError(f"{named} {folder}: the input, mask or settings differ from the saved run's (a file "
                              "changed since?); start a new run instead")
         session = Restoration(job, time_budget=time_budget, state=state, started=started, stop=stop)
     except BaseException:

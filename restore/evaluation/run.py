@@ -71,7 +71,7 @@ from restore.quality.baselines import task_baselines
 from restore.quality.metrics import lpips_available
 from restore.restoration.seeds import image_seeds
 from restore.restoration.sizing import Frame, simulation_frame
-from restore.settings.build import boundary_margin, resolve_device
+from restore.settings.build import boundary_margin, build_operator, resolve_device
 from restore.settings.model_spec import resolve_model
 from restore.settings.schema import SOLVER_NAMES, Settings
 
@@ -212,6 +212,7 @@ def _run(settings: Settings, cfg: EvalConfig, images, data: Path, out: Path, dev
             frames = _frames(settings, sizes, prior)
             for frame in set(frames.values()):  # refuse a size that cannot fit before the first call
                 plan_network(prior, device, cfg.batch_size * settings.candidates, frame.height, frame.width, settings.tile)
+                build_operator(settings, (frame.height, frame.width))  # a bad kernel or mask before any folder
             if not held:  # a new folder, made once the images and sizes are known to be fine
                 out.mkdir(parents=True, exist_ok=True)
                 held.append(FolderLock(out, "output folder"))

@@ -62,7 +62,7 @@ def check_output_dir(out: str | Path, overwrite: bool = False, where: str | None
     if not ancestor.is_dir():
         raise UsageError(f"cannot create output folder {out}: {ancestor} is not a folder")
     if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise UsageError(f"cannot create output folder {out}: {ancestor} is not writable; choose another --out")
+        raise UsageError(f"cannot create output folder {out}: {ancestor} is not writable; choose another {flag_out}")
     return out
 
 
