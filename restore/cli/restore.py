@@ -30,7 +30,7 @@ from restore.cli.options import (
     settings_from_args,
 )
 from restore.cli.options import given as options_given
-from restore.cli.steering import Signals, ask, parse_choices, scripted
+from restore.cli.steering import Signals, ask, parse_choices
 from restore.errors import UsageError
 from restore.outputs.resume import load_state
 from restore.restoration.result import Step
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     choices = parse_choices(args.choose, settings.candidates, anytime, sys.stdin.isatty())
 
     signals = Signals(args.quiet)
-    chooser = ask(signals, out) if choices == "ask" else scripted(choices) if isinstance(choices, list) else None
+    chooser = ask(signals, out) if choices == "ask" else choices if isinstance(choices, list) else None  # a list: checked first
 
     def kept(step: Step) -> None:
         signals.kept = True
