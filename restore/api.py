@@ -47,6 +47,7 @@ from restore.errors import UsageError
 from restore.outputs.files import check_output_dir
 from restore.outputs.live import LiveFolder, run_steps
 from restore.outputs.resume import load_state, resume_inputs
+from restore.paths import named_input
 from restore.restoration.job import ImageLike, prepare_job
 from restore.restoration.regions import RegionChoice
 from restore.restoration.result import RestoreResult, Step
@@ -89,7 +90,8 @@ def restore_image(
 ) -> RestoreResult:
     """Restore one image and return the result (complete, or stopped with its latest output).
 
-    image: a path, or a (1, C, H, W) / (C, H, W) tensor on [-1, 1] (C = 1 or 3).
+    image: a path, "example" (the shipped example face), or a (1, C, H, W) / (C, H, W) tensor on
+    [-1, 1] (C = 1 or 3).
     Settings (restore.settings.compose, composed once): `settings` as given when nothing else
     is (a composed Settings: the command line's), else start from `settings` (default:
     Settings() completed by the measured config of the task and model), or a `config` YAML file
@@ -134,6 +136,7 @@ def restore_image(
         settings = compose(given, base=settings, config=config, where=_where(naming))
     if image is None:
         raise UsageError("an input image is needed (image=..., or --input on the command line)")
+    image = named_input(image)  # "example": the shipped example face
     if out is not None:
         check_output_dir(out, overwrite, where=_where(naming))  # before any work
     job = prepare_job(image, settings, observed=bool(observed), reference=reference,

@@ -108,4 +108,4 @@ def _interrupt(signum, frame):
 
 def console() -> int:
     """The `anytime-app` command."""
-    return run_cli(main)
+    return run_cli(main, prog="anytime-app")
