@@ -39,7 +39,7 @@ import threading
 import time
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -48,9 +48,11 @@ from restore.io.names import check_path
 from restore.outputs.files import check_output_dir
 from restore.outputs.live import LiveFolder, run_steps
 from restore.outputs.resume import load_state, resume_inputs
+from restore.paths import named_input
 from restore.restoration.job import ImageLike, prepare_job
 from restore.restoration.regions import RegionChoice
 from restore.restoration.result import RestoreResult, Step
+from restore.restoration.scripted import scripted
 from restore.restoration.session import Cancelled, Restoration
 from restore.settings.compose import compose
 from restore.settings.configs import load_config
@@ -79,7 +81,7 @@ def restore_image(
     resume: str | Path | None = None,
     time_budget: float | None = None,
     max_pixels: int | None = None,
-    choose: Chooser | None = None,
+    choose: Chooser | Sequence[Any] | None = None,
     callback: Callable[[Step], bool | None] | None = None,
     stop: threading.Event | None = None,
     progress: bool = False,
@@ -89,7 +91,8 @@ def restore_image(
 ) -> RestoreResult:
     """Restore one image and return the result (complete, or stopped with its latest output).
 
-    image: a path, or a (1, C, H, W) / (C, H, W) tensor on [-1, 1] (C = 1 or 3).
+    image: a path, "example" (the shipped example face), or a (1, C, H, W) / (C, H, W) tensor on
+    [-1, 1] (C = 1 or 3).
     Settings (restore.settings.compose, composed once): `settings` as given when nothing else
     is (a composed Settings: the command line's), else start from `settings` (default:
     Settings() completed by the measured config of the task and model), or a `config` YAML file
@@ -111,7 +114,10 @@ def restore_image(
     choose(step, restoration): called after each step while several candidates are left (after
     the last step too, to pick the result); it may return a candidate number to continue from
     (None or 0: all continue) or a RegionChoice (restore.restoration.regions: candidates by
-    region), or steer through restoration.choose / choose_regions / drop / stop.
+    region), or steer through restoration.choose / choose_regions / drop / stop. Or a list of
+    such picks, one per step (choose=[2, RegionChoice([(2, "eyes.png")], rest=1), 0]), checked
+    with its region masks before the first network call (a region covering the whole image is
+    the whole choice of its candidate).
     callback(step): called after each anytime step; returning True stops the run there.
     stop: an Event; once set, the run stops within one network call and keeps its latest result.
     progress: a tqdm bar (network calls, latest PSNR) on stderr. quiet: no notes on stderr (they
@@ -132,10 +138,12 @@ def restore_image(
         settings = compose(given, base=settings, config=config, where=_where(naming))
     if image is None:
         raise UsageError("an input image is needed (image=..., or --input on the command line)")
+    image = named_input(image)  # "example": the shipped example face
     if out is not None:
         check_output_dir(out, overwrite, where=_where(naming))  # before any work
     job = prepare_job(image, settings, observed=bool(observed), reference=reference,
                       model=None if isinstance(model, (str, Path)) else model, device=device, max_pixels=max_pixels)
+    choose = _chooser(choose, job, naming)  # scripted picks and their masks: checked before any work
     session = Restoration(job, time_budget=time_budget, started=started, stop=stop)
     folder = LiveFolder(out, overwrite) if out is not None else None
     return _drive(session, folder, choose, callback, progress, quiet)
@@ -153,7 +161,7 @@ def resume_image(
     device: str | torch.device = "auto",
     time_budget: float | None = None,
     max_pixels: int | None = None,
-    choose: Chooser | None = None,
+    choose: Chooser | Sequence[Any] | None = None,
     callback: Callable[[Step], bool | None] | None = None,
     stop: threading.Event | None = None,
     progress: bool = False,
@@ -187,6 +195,7 @@ def resume_image(
         if job.identity != state["identity"]:
             raise UsageError(f"{named} {folder}: the input, mask or settings differ from the saved run's (a file "
                              "changed since?); start a new run instead")
+        choose = _chooser(choose, job, naming)
         session = Restoration(job, time_budget=time_budget, state=state, started=started, stop=stop)
     except BaseException:
         live.release()
@@ -206,6 +215,18 @@ def _check_paths(naming: str, **paths: Any) -> None:
     for key, value in paths.items():
         if isinstance(value, (str, Path)):
             check_path(value, f"{key}=" if naming == "keyword" else "--" + ("input" if key == "image" else key))
+
+
+def _chooser(choose: Chooser | Sequence[Any] | None, job, naming: str) -> Chooser | None:
+    """`choose` as a function: a list of picks (one per step) is checked against the job first,
+    its region masks read and sized (restore.restoration.scripted)."""
+    if choose is None or callable(choose):
+        return choose
+    if isinstance(choose, (list, tuple)):
+        name = "choose" if naming == "keyword" else "--choose"
+        return scripted(choose, job, job.settings.anytime_steps, name)
+    raise UsageError(f"choose is a function (step, restoration) -> pick or a list of picks, one per step; got "
+                     f"{type(choose).__name__}")
 
 
 def _check_keywords(overrides: dict[str, Any], time_budget: float | None, naming: str) -> None:

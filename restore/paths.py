@@ -32,3 +32,12 @@ def shown(path: Path) -> str:
         return str(Path(path).relative_to(SHIPPED_ROOT))
     except ValueError:
         return str(path)
+
+
+def named_input(image):
+    """An input as a person names it: `example` (when no file of that name is in the working
+    folder) is the shipped example face, EXAMPLE_IMAGE, so a wheel's first command needs no path;
+    anything else as given."""
+    if isinstance(image, str) and image == "example" and not Path(image).exists():
+        return str(EXAMPLE_IMAGE)
+    return image

@@ -164,8 +164,9 @@ class Run:
         """Steer by region: candidate k inside each (k, mask) of `regions` (masks (H, W), bool
         or in [0, 1]; a later one covers an earlier one), candidate `rest` elsewhere (None: each
         candidate keeps its own there), the edges feathered; every candidate of `image` continues
-        from its composite, with the noise kept at its time's level (solvers.regions). A region
-        covering the whole image equals `choose(k)`."""
+        from its composite, with the noise kept at its time's level (solvers.regions). Regions
+        that give one candidate k every pixel (a region covering the whole image) are `choose(k)`:
+        the same state, event and lead, so the rest of the run is the same too."""
         if self.done or self.latest is None:
             raise ValueError("a region choice composes the next state: make a step first, and not the last one "
                              "(after it, choose a whole candidate)")
@@ -185,6 +186,10 @@ class Run:
                              f"{[tuple(m.shape) for m in masks]}")
         weights = region_weights([(slot[k], m.to(self.x.device)) for (k, _), m in zip(regions, masks)],
                                  None if rest is None else slot[rest], len(rows), feather)
+        whole = [i for i in range(len(rows)) if bool((weights[:, i] == 1).all())]
+        if whole:  # one candidate everywhere, in every row: that is a whole choice, and recorded as one
+            self.choose(self.alive(image)[whole[0]], image)
+            return
         a = self.solver.schedule.alpha_bar(self.solver.state_time(self.index))
         index = torch.tensor(rows, device=self.x.device)
         x = self.x.clone()

@@ -91,6 +91,55 @@ def test_serves_then_leaves_nothing_behind(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "tmp"]
 
 
+def test_ctrl_c_ends_the_page_during_a_run_even_when_started_in_the_background(tmp_path, tiny_model_dir):
+    """SIGINT (Ctrl-C) ends the page while a run waits for a choice, and removes its folder, also
+    when it was started with SIGINT ignored, as a shell starts a background job (`anytime-app &`)."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    from gradio_client import Client, handle_file
+
+    from restore.paths import EXAMPLE_IMAGE
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp), "HOME": str(tmp_path)}
+    proc = subprocess.Popen([sys.executable, str(REPO / "scripts" / "app.py"), "--port", str(port), "--model",
+                             str(tiny_model_dir)], env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, proc.stderr.read()
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the page did not come up"
+                time.sleep(0.2)
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=False)
+        image = {"background": handle_file(str(EXAMPLE_IMAGE)), "layers": [], "composite": None, "id": None}
+        job = client.submit(image, None, "sr4", 0, tiny_model_dir.name, "nested", 3, 1, 20, 2, 0, "simulation",
+                            api_name="/run")  # two candidates: after step 1 it waits for a choice
+        while not any("choose" in str(out[0]).lower() or "candidate" in str(out[0]).lower() for out in job.outputs()):
+            assert time.monotonic() < deadline and not job.done(), "the run did not reach its first choice"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert list(temp.iterdir()) == []
+
+
 # -- the start-up options: models and limits ------------------------------------------------
 def _served(monkeypatch):
     """restore.page.layout.serve replaced by a recorder of its keyword arguments."""

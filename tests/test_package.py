@@ -74,6 +74,9 @@ from restore.cli.restore import console
 from restore.quality.metrics import lpips_available
 from solvers import NestedDDRM
 result = restore_image(str(paths.EXAMPLE_IMAGE), task="sr4", size=64, outer=1, inner=2, quiet=True, out="run")
+sys.argv = ["anytime-restore", "--task", "sr4", "--input", "example", "--size", "32", "--outer", "1", "--inner", "1",
+            "--quiet"]  # the README's first command, from an empty folder: the example ships
+assert console() == 0
 print(json.dumps({"root": str(paths.SHIPPED_ROOT), "lpips": lpips_available(), "config": result.settings.config,
                   "model": result.settings.model, "final": result.metrics["final"], "status": result.status}))
 """
@@ -85,4 +88,4 @@ print(json.dumps({"root": str(paths.SHIPPED_ROOT), "lpips": lpips_available(), "
     assert report["lpips"] and report["final"]["lpips"] is not None
     assert report["config"] == "configs/sr4_natural-ddpm.yaml" and report["model"] == "natural-ddpm"
     assert report["status"] == "complete" and report["final"]["psnr"] > 15
-    assert (work / "run" / "final.png").is_file()
+    assert (work / "run" / "final.png").is_file() and (work / "outputs" / "face_sr4" / "final.png").is_file()

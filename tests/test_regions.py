@@ -122,7 +122,13 @@ def test_a_region_over_everything_is_a_whole_choice():
         while not run.done:
             run.step()
     torch.testing.assert_close(runs[1].latest.x0, runs[0].latest.x0, rtol=0, atol=1e-10)
-    assert runs[1].lead() == 0  # the candidate outside the regions
+    assert runs[1].lead() == runs[0].lead() == 2 and runs[1].events == runs[0].events  # recorded as the choice
+    again, ref = (Run(solver, y, 0.05, make_generators(seeds), candidates=3) for _ in range(2))
+    again.step(), ref.step()
+    ref.choose(2)
+    again.choose_regions([(2, torch.ones(S, S, dtype=torch.bool))])  # no rest: still one candidate everywhere
+    torch.testing.assert_close(again.x, ref.x, rtol=0, atol=0)
+    assert again.events == ref.events == [{"after_step": 1, "image": 0, "choose": 2}]
 
 
 def test_seed_and_choices_reproduce_and_a_saved_run_resumes_as_uninterrupted(device):

@@ -125,21 +125,51 @@ def test_the_prompt_takes_a_region_choice_and_asks_again_on_a_bad_mask(tiny_mode
     ("0,0,2@{mask}+1", "after the last step nothing is left to steer"),
     ("2@{small}+1", "paint the region at the result's size"),
     ("2@{blank}+1", "is empty"),
+    ("2@{notimage}+1", "cannot read region mask"),
+    ("2@{folder}+1", "not found"),
+    ("2@{long}+1", "not found"),
+    ("0,2@{small}", "--choose entry 2: small.png is 16x16"),
 ])
-def test_bad_region_choices_get_one_line_and_leave_nothing(tiny_model_dir, tmp_path, capsys, entry, message):
+def test_bad_region_choices_get_one_line_and_leave_nothing(tiny_model_dir, tmp_path, capsys, monkeypatch, entry,
+                                                            message):
     src = _rgb(tmp_path / "in.png", 32, 32)
     names = {"mask": mask_file(tmp_path / "left.png"), "small": mask_file(tmp_path / "small.png", 16, 16),
              "missing": tmp_path / "nope.png"}
     Image.fromarray(np.zeros((32, 32), np.uint8)).save(tmp_path / "blank.png")
     names["blank"] = tmp_path / "blank.png"
+    names["notimage"] = tmp_path / "notes.png"
+    names["notimage"].write_text("not an image")
+    names["folder"] = tmp_path
+    names["long"] = tmp_path / ("m" * 300 + ".png")
     out = tmp_path / "o"
+    from restore.models.wrapper import Prior
+
+    calls, forward = [], Prior.forward
+    monkeypatch.setattr(Prior, "forward", lambda self, *a, **k: calls.append(1) or forward(self, *a, **k))
     code, _, err = cli(base(src, out, tiny_model_dir, "--choose", entry.format(**names)), capsys)
     assert code == 2 and message in err and "Traceback" not in err, err
     assert len(err.strip().splitlines()) == 1
-    if "paint the region" in message or "is empty" in message:  # refused after step 1: the folder keeps the run
-        assert metrics(out)["status"] in ("interrupted", "failed")
-    else:
-        assert not out.exists()
+    assert not out.exists() and not calls  # every mask read and sized before the first network call
+
+
+def test_a_white_region_on_the_command_line_is_the_whole_choice(tiny_model_dir, tmp_path, capsys):
+    """--choose 2@white.png (with or without a rest) is --choose 2: the same images, lead and record."""
+    src = _rgb(tmp_path / "in.png", 32, 32)
+    Image.fromarray(np.full((32, 32), 255, np.uint8)).save(tmp_path / "white.png")
+    outs = {}
+    for name, entry in [("whole", "2"), ("white", f"2@{tmp_path / 'white.png'}"),
+                        ("white_rest", f"2@{tmp_path / 'white.png'}+1")]:
+        outs[name] = tmp_path / name
+        code, _, err = cli(base(src, outs[name], tiny_model_dir, "--choose", entry), capsys)
+        assert code == 0, err
+    whole = metrics(outs["whole"])
+    assert whole["chosen"] == 2 and whole["choices"] == [{"after_step": 1, "choose": 2}]
+    for name in ("white", "white_rest"):
+        m = metrics(outs[name])
+        assert m["chosen"] == 2 and m["choices"] == whole["choices"], name
+        for f in ("final.png", "final_1.png", "final_2.png", "final_3.png", "step_2_nfe4.png", "step_3_nfe6.png"):
+            assert np.array_equal(pixels(outs[name] / f), pixels(outs["whole"] / f)), (name, f)
+        assert [s["candidates"] for s in m["steps"]] == [s["candidates"] for s in whole["steps"]]
 
 
 def test_api_region_choice_over_everything_equals_a_whole_choice(tiny_model_dir):
@@ -153,4 +183,35 @@ def test_api_region_choice_over_everything_equals_a_whole_choice(tiny_model_dir)
                             else None, **common)
     for k in (1, 2):
         torch.testing.assert_close(regions.finals[k], whole.finals[k], rtol=0, atol=1e-5)
+    torch.testing.assert_close(regions.final, whole.final, rtol=0, atol=1e-5)  # the shown result too
+    assert regions.metrics["chosen"] == whole.metrics["chosen"] == 2
+    assert regions.metrics["choices"] == whole.metrics["choices"]
     assert regions.steps[0].spread.shape == (32, 32) and regions.steps[0].spread_summary["inside"] is None
+
+
+def test_api_scripted_list_checks_masks_first_and_a_white_file_is_the_whole_choice(tiny_model_dir, tmp_path,
+                                                                                   monkeypatch):
+    from restore import RegionChoice, UsageError, restore_image
+    from restore.models.wrapper import Prior
+
+    x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    common = dict(model=str(tiny_model_dir), outer=3, inner=2, candidates=3, quiet=True, sigma_y=0.05)
+    white = tmp_path / "white.png"
+    Image.fromarray(np.full((32, 32), 255, np.uint8)).save(white)
+    whole = restore_image(x, "inp_box", choose=[2], **common)
+    for pick in (RegionChoice([(2, white)]), RegionChoice([(2, str(white))], rest=3)):
+        got = restore_image(x, "inp_box", choose=[pick, 0], **common)
+        torch.testing.assert_close(got.final, whole.final, rtol=0, atol=1e-6)
+        assert got.metrics["choices"] == whole.metrics["choices"] == [{"after_step": 1, "choose": 2}]
+    calls, forward = [], Prior.forward
+    monkeypatch.setattr(Prior, "forward", lambda self, *a, **k: calls.append(1) or forward(self, *a, **k))
+    small = mask_file(tmp_path / "small.png", 16, 16)
+    for choose, message in [([0, RegionChoice([(2, small)])], "choose entry 2: small.png is 16x16"),
+                            ([RegionChoice([(4, white)])], "choose entry 1 names candidate 4"),
+                            ([0, 0, RegionChoice([(2, white)])], "after the last step"),
+                            ([1, 1, 1, 1], "has 4 entries but the run has 3 steps"),
+                            ([True], "names candidate True"),
+                            ("2,1", "a list of picks")]:
+        with pytest.raises(UsageError, match=message):
+            restore_image(x, "inp_box", choose=choose, out=tmp_path / "o", **common)
+        assert not (tmp_path / "o").exists() and not calls

@@ -60,7 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     # before Gradio and matplotlib are imported: each reads its folder once, at import
     os.environ["GRADIO_TEMP_DIR"] = str(root / "uploads")
     os.environ.setdefault("MPLCONFIGDIR", str(root / "matplotlib"))
-    signal.signal(signal.SIGTERM, _interrupt)  # stop as on Ctrl-C, so that the folder is removed
+    # Ctrl-C and SIGTERM stop the page and remove its folder, however it was started: a shell
+    # starts a background job (`anytime-app &` in a script) with SIGINT ignored, which Python would
+    # keep, and the page would then outlive every Ctrl-C
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _interrupt)
     try:
         limits = check_limits(max_models=args.max_models, max_calls=args.max_calls,
                               max_candidates=args.max_candidates, max_pixels=args.max_pixels)
@@ -108,4 +112,4 @@ def _interrupt(signum, frame):
 
 def console() -> int:
     """The `anytime-app` command."""
-    return run_cli(main)
+    return run_cli(main, prog="anytime-app")

@@ -21,7 +21,6 @@ from restore.settings.configs import load_config
 
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(
-        prog="evaluate.py",
         description="Evaluate solvers at equal network calls over a folder of images "
                     "(per-image CSV, summary JSON, anytime plot); resumable; runs under torchrun.")
     parser.add_argument("--data", required=True, help="folder of clean images (searched recursively)")
@@ -78,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def console() -> int:
     """The `anytime-evaluate` command."""
-    return run_cli(main)
+    return run_cli(main, prog="anytime-evaluate")
 
 
 # --------------------------------------------------------------------------- --protocol

@@ -22,8 +22,23 @@ from restore.settings.compose import compose
 from restore.settings.schema import ALIASES, SETTINGS, SOLVER_NAMES, Setting, Settings
 
 
+class _Prog:
+    """The console command being run (`anytime-evaluate`, ...; set by run_cli), None otherwise."""
+
+    name: str | None = None
+
+
+PROG = _Prog()
+
+
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line on stderr and exit code 2 (no usage dump)."""
+    """argparse, but a usage error is one line on stderr and exit code 2 (no usage dump); its
+    program name is the console command's when one runs it (else argparse's: the script's)."""
+
+    def __init__(self, *args, **kwargs):
+        if PROG.name is not None:
+            kwargs["prog"] = PROG.name
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         print(f"error: {one_line(message)} (see --help)", file=sys.stderr)  # a value may hold a line break
@@ -112,10 +127,12 @@ def check_paths(args: argparse.Namespace) -> None:
             check_path(value, "--" + name.replace("_", "-"))
 
 
-def run_cli(main, argv: list[str] | None = None) -> int:
+def run_cli(main, argv: list[str] | None = None, prog: str | None = None) -> int:
     """Run `main(argv)`, turning a UsageError (every one-line input error) into exit code 2. Every
-    command keeps the network's freed memory for its next call (restore.models.memory)."""
+    command keeps the network's freed memory for its next call (restore.models.memory). prog: the
+    console command's name, which `--help` and argparse's errors then use (PROG.name)."""
     keep_freed_memory()
+    PROG.name = prog
     try:
         return main(argv) or 0
     except UsageError as error:

@@ -1,6 +1,7 @@
 """Restore one image with anytime previews, PSNR / SSIM / LPIPS tracking, candidates to steer.
 
     python scripts/restore.py --task sr4 --input face.png           # or: anytime-restore --task sr4 ...
+    anytime-restore --task sr4 --input example                      # the shipped example face
     python scripts/restore.py --task sr4 --input lowres64.png --observed --reference face.png
     python scripts/restore.py --task sr4 --input face.png --candidates 4           # asks after each step
     python scripts/restore.py --task sr4 --input face.png --candidates 3 --choose 2,1
@@ -31,9 +32,10 @@ from restore.cli.options import (
     settings_from_args,
 )
 from restore.cli.options import given as options_given
-from restore.cli.steering import Signals, ask, parse_choices, scripted
+from restore.cli.steering import Signals, ask, parse_choices
 from restore.errors import UsageError
 from restore.outputs.resume import load_state
+from restore.paths import named_input
 from restore.restoration.result import Step
 from restore.settings.schema import Settings
 
@@ -41,7 +43,8 @@ from restore.settings.schema import Settings
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
                             epilog="Command-line flags override --config; see configs/README.md.")
-    parser.add_argument("--input", help="the image: clean (simulation) or degraded (--observed)")
+    parser.add_argument("--input", help="the image: clean (simulation) or degraded (--observed); 'example': the "
+                        "shipped example face")
     parser.add_argument("--observed", action="store_true", default=None,
                         help="--input is already degraded (low-resolution for srN, grey for color, ...)")
     parser.add_argument("--reference", help="clean image to score against in --observed mode")
@@ -77,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         if not args.input:
             raise UsageError("the following arguments are required: --input (or --resume OUT)")
+        args.input = named_input(args.input)  # "example": the shipped example face, from any folder
         settings = settings_from_args(args)
         out = Path(args.out) if args.out else Path("outputs") / f"{Path(args.input).stem}_{settings.task}"
         given = {"settings": settings, "out": out, "overwrite": args.overwrite}
@@ -86,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     choices = parse_choices(args.choose, settings.candidates, anytime, sys.stdin.isatty())
 
     signals = Signals(args.quiet)
-    chooser = ask(signals, out) if choices == "ask" else scripted(choices) if isinstance(choices, list) else None
+    chooser = ask(signals, out) if choices == "ask" else choices if isinstance(choices, list) else None  # a list: checked first
 
     def kept(step: Step) -> None:
         signals.kept = True
@@ -138,4 +142,4 @@ def _summary(result, out: Path) -> None:
 
 def console() -> int:
     """The `anytime-restore` command."""
-    return run_cli(main)
+    return run_cli(main, prog="anytime-restore")

@@ -46,8 +46,12 @@ def parse_entry(entry: str, candidates: int) -> int | RegionChoice:
         number, at, mask = part.partition("@")
         if not at or not mask:
             raise UsageError(f"--choose takes {FORMS}; got {entry!r}")
-        if not Path(mask).is_file():
-            raise UsageError(f"--choose: region mask {mask} not found")
+        try:
+            found = Path(mask).is_file()
+        except OSError:  # a name the system refuses (too long, ...)
+            found = False
+        if not found:
+            raise UsageError(f"--choose: region mask {mask} not found (a mask is an image file at the result's size)")
         regions.append((_number(number, candidates), mask))
     return RegionChoice(tuple(regions), rest)
 
@@ -134,13 +138,5 @@ def ask(signals: Signals, out: Path):
             except (ValueError, UsageError) as error:
                 print(f"  {error if isinstance(error, UsageError) else 'type Enter, a number, 2@mask.png+1, d 2,4 or s'}",
                       file=sys.stderr)
-
-    return choose
-
-
-def scripted(choices: list[int]):
-    """--choose 2,1 or 2@eyes.png+1,0: one entry per step (0: keep all)."""
-    def choose(step, run):
-        return choices[step.index - 1] if step.index <= len(choices) else None
 
     return choose

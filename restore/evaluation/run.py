@@ -72,6 +72,7 @@ from restore.quality.metrics import lpips_available
 from restore.restoration.seeds import image_seeds
 from restore.restoration.sizing import Frame, simulation_frame
 from restore.settings.build import boundary_margin, build_operator, resolve_device
+from restore.settings.configs import describe as describe_config
 from restore.settings.model_spec import resolve_model
 from restore.settings.schema import SOLVER_NAMES, Settings
 
@@ -195,6 +196,8 @@ def _frames(settings: Settings, sizes: dict[str, tuple[int, int]], prior) -> dic
 
 def _run(settings: Settings, cfg: EvalConfig, images, data: Path, out: Path, device, dist: Dist, held: list):
     say = (lambda line: None) if cfg.quiet or dist.rank else (lambda line: print(f"note: {line}", file=sys.stderr))
+    if (applied := describe_config(settings)) is not None:  # as anytime-restore says it
+        say(applied)
     prior = configure(load_prior(settings.model, device), settings, note=say)
     solver_groups = {s: candidate_groups(s, settings.candidates, oracle_of(cfg.choose)) for s in cfg.solvers}
     baselines = task_baselines(settings.task, settings.boundary)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from restore.errors import ImageReadError, UsageError
+from restore.errors import ImageReadError, UsageError, one_line
 from restore.io.images import load_image
 from restore.restoration.sizing import Frame
 from solvers.regions import FEATHER
@@ -50,6 +50,8 @@ def read_mask(mask: Any, shown: tuple[int, int]) -> torch.Tensor:
             m = load_image(mask, mode="L")[0, 0] > 0.0  # [-1, 1]: above mid-grey
         except ImageReadError as error:
             raise UsageError(f"cannot read region mask {mask}: {error}") from None
+        except OSError as error:  # a name the system refuses (too long, ...)
+            raise UsageError(f"cannot read region mask {mask}: {one_line(error)}") from None
         name = Path(mask).name
     else:
         a = torch.as_tensor(np.asarray(mask) if not torch.is_tensor(mask) else mask)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +66,15 @@ def held_out_set(root: Path | None = None) -> dict[str, torch.Tensor]:
     return images
 
 
+def missing_sources(root: Path | None = None) -> list[str]:
+    """The packages whose held-out photos are not where `held_out_set` reads them, each with the
+    command that installs it (empty: all there)."""
+    files = [(source, name) for source, name, _ in FACES] + [(s, n) for s, names in HELD_OUT.items() for n in names]
+    missing = sorted({source for source, name in files if not os.path.isfile(os.path.join(source_dir(source, root), name))})
+    hints = {"scikit-image": "pip install scikit-image", "opencv-doc": "apt-get install opencv-doc"}
+    return [f"{source} ({hints.get(source, source)})" for source in missing]
+
+
 def saved_set(folder: Path) -> dict[str, torch.Tensor]:
     """The held-out images as `--save-set` wrote them (name -> (1, 3, 256, 256) in [-1, 1]), sorted."""
     paths = sorted(Path(folder).glob("*.png"))
@@ -89,6 +99,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="auto", help="auto (cuda when there is one), cpu, cuda")
     args = parser.parse_args(argv)
 
+    if not args.set and (missing := missing_sources(args.root)):  # one line, before anything is written
+        where = f"under --root {args.root}" if args.root else "installed"
+        print(f"error: the held-out photos are not {where}: missing {'; '.join(missing)}; install them, or point "
+              "--root at a folder where the packages were unpacked (or use any folder of your photos with "
+              "anytime-evaluate --data)", file=sys.stderr)
+        raise SystemExit(2)
     images = saved_set(args.set) if args.set else held_out_set(args.root)
     if args.save_set:
         args.save_set.mkdir(parents=True, exist_ok=True)
