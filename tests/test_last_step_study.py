@@ -1,19 +1,16 @@
-"""scripts/last_step_study.py: the count of images whose last anytime step is worse than an earlier one."""
+"""scripts/last_step_study.py (restore/studies/last_step.py): the count of images whose last anytime step is worse than an earlier one."""
 
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+from restore.studies import last_step as last_step_study
+
 REPO = Path(__file__).resolve().parents[1]
-# loaded by path: scripts/ on sys.path would shadow the restore package with scripts/restore.py
-_spec = importlib.util.spec_from_file_location("last_step_study", REPO / "scripts" / "last_step_study.py")
-last_step_study = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(last_step_study)
 
 
 def write(path: Path, rows: list[tuple]) -> Path:
