@@ -41,7 +41,7 @@ from degradations.noise import Generators
 from solvers.base import Sampler
 from solvers.ddrm import DDRM
 from solvers.diffusion import ddim, eps_from_x0, renoise
-from solvers.options import MAX_STEPS, Budgets, Positive, Share, Steps, Times, option, parse_budgets, parse_times
+from solvers.options import MAX_STEPS, Budgets, NonNegative, Positive, Share, Steps, Times, option, parse_budgets, parse_times
 from solvers.records import Prior, Record, StepCalls
 from solvers.schedule import CLEAN, resolve_outer_times, warp_times
 from solvers.step import StepSolver
@@ -51,6 +51,14 @@ from solvers.step import StepSolver
 #: costs 0.7 dB on noisy denoising; t_start ((N - j) / N)^2 (950, 534, 238, 59) ends lower and
 #: gains on denoising and super-resolution (docs/studies/nested-inpainting.md).
 OUTER_POWER = 2.0
+
+#: Default of `outer_floor`: with measurement noise, the last outer time is kept where the forward
+#: noise sigma_t is at least this many times the measurement's (2 sigma_y on the model's scale).
+#: Below that level an inner run hardly uses y any more (DDRM takes y only where sigma_t > sigma_y / s,
+#: DiffPIR's weight on y falls as sigma_t^2): its result is the prior's re-sample of the previous
+#: estimate, and the last anytime step got worse than the one before (deno sigma_y 0.1: -1.36 dB on
+#: 8 of 8 held-out images; docs/studies/anytime-defaults.md, where the value is measured).
+OUTER_FLOOR = 4.0
 
 
 class Nested(Sampler):
@@ -69,12 +77,19 @@ class Nested(Sampler):
     convention: 0 = DDIM's step with eps_hat, 1 = q(x_t' | x0_hat)); with outer_eta, one of the two
     must be 0;
     inner_power: every inner run but the last calls at t (s / t)^inner_power for the solver's grid
-    times s from its outer time t (1: the solver's own grid; < 1: calls gathered at the top)."""
+    times s from its outer time t (1: the solver's own grid; < 1: calls gathered at the top);
+    outer_floor: with measurement noise sigma_y > 0, a computed outer grid (outer_power or
+    "cosine", not explicit outer_times) whose last time t_N has sigma_t below outer_floor x 2 sigma_y
+    is mapped affinely from [0, t_start] onto [t_floor, t_start], t_floor the first time at that
+    level (see OUTER_FLOOR; 0: never, the paper's grid at any noise);
+    sigma_y: the measurement noise the grid is fitted to (None: fitted when `sample` or `Run`
+    gives it; a Run resumed from a file needs it given, so that its times are known beforehand)."""
 
     def __init__(self, solver: StepSolver, outer_steps: int | None = None,
                  inner_steps: int | Sequence[int] = 5, outer_eta: float = 0.0, yield_inner: bool = False,
                  outer_power: float = OUTER_POWER, outer_times: Sequence[int] | str | None = None,
-                 outer_noise: float = 0.0, inner_power: float = 1.0):
+                 outer_noise: float = 0.0, inner_power: float = 1.0, outer_floor: float = OUTER_FLOOR,
+                 sigma_y: float | None = None):
         super().__init__(solver.prior, solver.operator)
         if isinstance(inner_steps, int):
             outer_steps = 4 if outer_steps is None else outer_steps
@@ -97,14 +112,35 @@ class Nested(Sampler):
             raise ValueError(f"outer_power must be > 0, got {outer_power}")
         if inner_power <= 0:
             raise ValueError(f"inner_power must be > 0, got {inner_power}")
+        if not outer_floor >= 0:
+            raise ValueError(f"outer_floor must be >= 0, got {outer_floor}")
         self.outer_power, self.outer_noise, self.inner_power = outer_power, outer_noise, inner_power
-        self.outer = resolve_outer_times(outer_times, solver.start(self.nfe_total), self.outer_steps, outer_power,
-                                         self.schedule.T)
+        self.outer_floor, self.floor_applies = outer_floor, outer_times is None or outer_times == "cosine"
+        self.grid_outer = resolve_outer_times(outer_times, solver.start(self.nfe_total), self.outer_steps,
+                                              outer_power, self.schedule.T)
+        self.sigma_y = None
+        self.fit(0.0 if sigma_y is None else sigma_y)
+        self.sigma_y = sigma_y
+
+    def floor_time(self, sigma_y: float) -> int:
+        """The first time whose forward noise sigma_t reaches outer_floor x 2 sigma_y (0: no floor)."""
+        level = self.outer_floor * 2 * sigma_y
+        if level <= 0 or not self.floor_applies:
+            return 0
+        return next((t for t in range(self.schedule.T) if self.schedule.sigma(t) >= level), self.schedule.T - 1)
+
+    def fit(self, sigma_y: float) -> None:
+        """The outer times and the inner grids for measurement noise sigma_y (the floor rule)."""
+        outer, t_start = list(self.grid_outer), self.grid_outer[0]
+        t_floor = min(self.floor_time(sigma_y), t_start // 2)  # the first outer step keeps a run of its own
+        if outer[-1] < t_floor:  # [0, t_start] -> [t_floor, t_start], distinct times kept
+            outer = [round(t_floor + t * (t_start - t_floor) / t_start) for t in outer]
         try:
-            grids = [solver.grid(t, n) for t, n in zip(self.outer, budgets)]
-            self.inner = [warp_times(g, inner_power) for g in grids[:-1]] + grids[-1:]
+            grids = [self.solver.grid(t, n) for t, n in zip(outer, self.budgets)]
+            inner = [warp_times(g, self.inner_power) for g in grids[:-1]] + grids[-1:]
         except ValueError as error:
-            raise ValueError(f"inner budgets {budgets} do not fit the outer times {self.outer}: {error}") from None
+            raise ValueError(f"inner budgets {self.budgets} do not fit the outer times {outer}: {error}") from None
+        self.outer, self.inner = outer, inner
 
     @property
     def inner_steps(self) -> int | list[int]:
@@ -146,7 +182,10 @@ class Nested(Sampler):
         return self.outer[j]
 
     def check(self, y: torch.Tensor, sigma_y: float) -> None:
+        """The inner solver's check; the outer grid fitted to sigma_y unless it was given already."""
         self.solver.check(y, sigma_y)
+        if self.sigma_y is None:
+            self.fit(float(sigma_y))
 
     def measure(self, y: torch.Tensor, sigma_y: float) -> Measurement:
         """The inner solver's measurement, with the coefficients of every inner run's steps."""
@@ -182,9 +221,10 @@ class NestedDDRM(Nested):
                  inner_steps: int | Sequence[int] = 5, eta: float = 0.85, eta_b: float = 1.0,
                  outer_eta: float = 0.0, yield_inner: bool = False, outer_power: float = OUTER_POWER,
                  outer_times: Sequence[int] | str | None = None, outer_noise: float = 0.0,
-                 inner_power: float = 1.0):
+                 inner_power: float = 1.0, outer_floor: float = OUTER_FLOOR, sigma_y: float | None = None):
         super().__init__(DDRM(prior, operator, steps=1, eta=eta, eta_b=eta_b), outer_steps,
-                         inner_steps, outer_eta, yield_inner, outer_power, outer_times, outer_noise, inner_power)
+                         inner_steps, outer_eta, yield_inner, outer_power, outer_times, outer_noise, inner_power,
+                         outer_floor, sigma_y)
 
 
 @dataclass
@@ -212,3 +252,7 @@ class Options:
                                         "solver's grid s (1: the solver's grid; < 1 gathers the calls at the top "
                                         "of each run; docs/studies/nested-inpainting.md)",
                                    expect="be a finite number > 0 (1 = the solver's own grid in every inner run)")
+    outer_floor: NonNegative = option(4.0, "nested solvers: with measurement noise, the last outer time keeps its "
+                                           "noise level at least this many times the measurement's (0: the grid "
+                                           "at any noise; docs/studies/anytime-defaults.md)",
+                                      expect="be a finite number >= 0 (0 = no floor)")

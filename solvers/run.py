@@ -241,10 +241,10 @@ class Run:
         if state.get("format") != STATE_FORMAT or state.get("version") != STATE_VERSION:
             raise ValueError("not a saved run of this version")
         run = cls.__new__(cls)
+        y = state["y"].to(device)
+        solver.check(y, state["sigma_y"])  # first: a Nested fits its outer grid to sigma_y here (its outer_floor)
         if state["plan"] != run._plan(solver):
             raise ValueError(f"the saved run was made by {state['plan']}, not by {run._plan(solver)}")
-        y = state["y"].to(device)
-        solver.check(y, state["sigma_y"])
         gens = [torch.Generator(device=state["generator_device"]) for _ in state["generators"]]
         for g, s in zip(gens, state["generators"]):
             g.set_state(s)

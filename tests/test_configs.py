@@ -167,3 +167,18 @@ def test_a_recorded_config_path_loads_from_any_folder(tmp_path, monkeypatch):
     assert load_config("sr4_natural-ddpm.yaml")["task"] == "sr4"
     with pytest.raises(UsageError, match="not found"):
         load_config("configs/no_such.yaml")
+
+
+def test_a_measured_option_of_another_solver_reaches_only_its_own_solver():
+    """configs/deblur_gauss_natural-ddpm.yaml is nested DDRM's and holds DiffPIR's lam: a DiffPIR run
+    (plain or nested) gets it, a DDRM run does not (no note of an unused option), a flag wins."""
+    from restore.settings.compose import compose
+
+    for solver in ("diffpir", "nested-diffpir"):
+        got = compose({"task": "deblur_gauss", "model": "natural-ddpm", "solver": solver})
+        assert got.lam == 7.0 and got.config == "configs/deblur_gauss_natural-ddpm.yaml"
+        assert compose({"task": "deblur_gauss", "model": "natural-ddpm", "solver": solver, "lam": 2.0}).lam == 2.0
+    for solver in ("ddrm", "nested", "dps"):
+        got = compose({"task": "deblur_gauss", "model": "natural-ddpm", "solver": solver})
+        assert got.lam is None and got.unused() == []
+    assert compose({"task": "deblur_gauss", "model": "natural-ddpm", "solver": "diffpir"}, config="none").lam == 1.0

@@ -68,6 +68,7 @@ def build_solver(settings: Settings, prior, operator):
             return solver
         return Nested(solver, inner_steps=settings.budgets, outer_eta=settings.outer_eta,
                       outer_power=settings.outer_power, outer_times=settings.outer_times,
-                      outer_noise=settings.outer_noise, inner_power=settings.inner_power)
+                      outer_noise=settings.outer_noise, inner_power=settings.inner_power,
+                      outer_floor=settings.outer_floor, sigma_y=settings.sigma_y)
     except ValueError as error:
         raise UsageError(str(error).splitlines()[0]) from None

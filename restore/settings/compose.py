@@ -5,7 +5,8 @@ given) < what the person set.
 When no config file is named, the measured config (restore.settings.configs) fills every method
 setting (METHOD_KEYS) the person did not set; the problem itself (task, model, sigma_y, mask,
 size, seed, candidates) is never taken from it, and a config for another solver than the one
-asked for is not applied. A person who sets any part of the outer loop gets none of the config's
+asked for is not applied, except its options that only other solvers declare (a config of nested
+DDRM may hold DiffPIR's measured lam: it reaches DiffPIR and nested DiffPIR runs alone). A person who sets any part of the outer loop gets none of the config's
 outer keys. Then an inpainting task's Nested DDRM gets TASK_DEFAULTS when nothing sets its outer
 loop. `config="none"` turns both off; the settings record the file applied (`config`).
 """
@@ -26,7 +27,7 @@ from restore.settings.configs import (
     measured_config,
 )
 from restore.settings.model_spec import resolve_model
-from restore.settings.schema import ALIASES, SETTINGS, Settings, canonical, name_of
+from restore.settings.schema import ALIASES, SETTINGS, Settings, canonical, name_of, solver_parts
 
 
 def compose(explicit: dict[str, Any], *, base: Settings | None = None, config: str | Path | None = None,
@@ -90,8 +91,16 @@ def apply_measured(explicit: dict[str, Any]) -> dict[str, Any]:
     if path is None:
         return task_defaults(explicit)
     measured = load_config(path)
+    own = solver_parts(measured.get("solver", Settings.solver))[1]
+    # options declared only by other solvers than the config's own (DiffPIR's lam in a config of
+    # nested DDRM) are applied to a run of a solver that declares them, whatever the config's solver
+    asked = solver_parts(explicit.get("solver", measured.get("solver", Settings.solver)))[1]
+    others = {k for k in measured if k in SETTINGS and SETTINGS[k].kind == "solver" and own not in SETTINGS[k].defaults}
+    mine = {k: measured[k] for k in others if asked in SETTINGS[k].defaults and explicit.get(k) is None}
+    measured = {k: v for k, v in measured.items() if k not in others}
     if explicit.get("solver", measured.get("solver", Settings.solver)) != measured.get("solver", Settings.solver):
-        return task_defaults(explicit)
+        return task_defaults({**explicit, **mine, **({"config": paths.shown(path)} if mine else {})})
+    explicit = {**explicit, **mine}
     # a person who sets any part of the outer loop gets none of the config's (its outer times would
     # override their --outer-power, its outer noise clash with their --outer-eta)
     theirs = OUTER_KEYS if any(explicit.get(k) is not None for k in OUTER_KEYS) else ()
