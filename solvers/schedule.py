@@ -65,15 +65,17 @@ def linear_times(t_start: int, steps: int) -> list[int]:
 
 
 def warp_times(times: list[int], power: float) -> list[int]:
-    """A run's call times `times` (t0 > ... > 0, then CLEAN) moved towards its top t0: each s
-    becomes t0 (s / t0)^power (power 1: unchanged; power < 1: the calls gather where t is high,
-    e.g. 878, 658, 439, 220, 0 -> 878, 760, 621, 439, 0 for power 0.5). ValueError when rounding
-    would merge two times (as any power <= 0 does)."""
+    """A run's call times `times` (from t0, then CLEAN) moved towards its top t0: each s becomes
+    t0 (s / t0)^power (power 1: unchanged; power < 1: the calls gather where t is high, e.g.
+    878, 658, 439, 220, 0 -> 878, 760, 621, 439, 0 for power 0.5). The map is increasing, so a
+    grid of several descents (DAPS: an ODE down to 0 per annealing level, then up to the next
+    level) keeps its shape, each call moved alike. ValueError when rounding would merge two
+    times of one descent (as any power <= 0 does)."""
     if power == 1:
         return list(times)
     t0 = times[0]
     warped = [s if s in (CLEAN, 0) else round(t0 * (s / t0) ** power) for s in times]
-    if any(a <= b for a, b in zip(warped, warped[1:])):
+    if any(a <= b for a, b, s, r in zip(warped, warped[1:], times, times[1:]) if s > r):
         raise ValueError(f"cannot spread {len(times) - 1} calls below t={t0} with power {power}: {warped}")
     return warped
 

@@ -12,7 +12,7 @@ from degradations import make_operator
 from restore.errors import UsageError
 from restore.settings import Settings
 from restore.settings.build import build_solver
-from solvers import DDNM, DDRM, DPS, SOLVERS, DiffPIR, Nested, NestedDDRM, PiGDM, Run, make_generators
+from solvers import DAPS, DDNM, DDRM, DPS, SOLVERS, DiffPIR, Nested, NestedDDRM, PiGDM, Run, make_generators
 from solvers.schedule import CLEAN, warp_times
 
 SIZE = 8
@@ -216,6 +216,25 @@ def test_inner_power_moves_every_inner_run_but_the_last_towards_its_top():
     with pytest.raises(ValueError, match="do not fit"):  # 4 calls below t = 4 cannot crowd at the top
         Nested(DDRM(prior, op), 2, [4, 4], outer_times=[4, 3], inner_power=0.1)
     assert warp_times([100, 50, 20, 10, 0, CLEAN], 2.0) == [100, 25, 4, 1, 0, CLEAN]  # > 1: towards clean
+    # a grid of several descents (DAPS's levels, each an ODE down to 0) is warped call by call
+    assert warp_times([900, 400, 0, 100, 0, CLEAN], 0.5) == [900, 600, 0, 300, 0, CLEAN]
+    with pytest.raises(ValueError, match="cannot spread"):  # 3 and 2 merge; the ascent 0 -> 2 is no merge
+        warp_times([900, 3, 2, 0, CLEAN], 1e-4)
+
+
+def test_nested_daps_takes_the_inpainting_outer_loop():
+    """inner_power on DAPS's grid (an ODE to 0 per level): the levels move up as in any solver
+    and the budget is kept, so evaluate's shared inpainting loop (configs/inp_box_*) runs it."""
+    prior, op = gaussian(channels=1), operator("inp_box", channels=1)
+    plain = Nested(DAPS(prior, op), 4, 5, outer_times="cosine", outer_noise=1.0)
+    top = Nested(DAPS(prior, op), 4, 5, outer_times="cosine", outer_noise=1.0, inner_power=0.5)
+    assert top.nfe_total == plain.nfe_total == 20 and len(top.times) == len(plain.times) == 21
+    assert top.inner[-1] == plain.inner[-1]
+    for warped, grid in zip(top.inner[:-1], plain.inner[:-1]):
+        assert warped == warp_times(grid, 0.5) and warped != grid and 0 in warped
+    y = op.H(draw(prior, batch=2, seed=3))
+    out = top.restore(y, 0.05, make_generators([4, 5]))
+    assert out.shape == draw(prior, batch=2, seed=3).shape and torch.isfinite(out).all()
 
 
 def test_dps_without_guidance_samples_the_prior_and_with_it_moves_to_y():
