@@ -41,6 +41,11 @@ class Measurement:
         self._pinv: torch.Tensor | None = None
 
     @property
+    def count(self) -> int:
+        """m, the number of measurements: the entries of y."""
+        return self.y.shape[1]
+
+    @property
     def pinv(self) -> torch.Tensor:
         """H^+ y (B, C, H, W), by CG from 0 (computed once)."""
         if self._pinv is None:
@@ -85,6 +90,12 @@ class SpectralMeasurement(Measurement):
     def column(self, values: Iterable[float]) -> torch.Tensor:
         """Per-step scalars as a (K, 1) column in the measurement's dtype, to broadcast over (K, n)."""
         return torch.tensor(list(values), dtype=self.s.dtype, device=self.s.device)[:, None]
+
+    @property
+    def count(self) -> int:
+        """m, the components H measures (s > 0): a y padded with zeros (deepinv's inpainting keeps
+        the masked image) counts its kept entries, as the same operator written without them."""
+        return int(self.measured.sum())
 
     # -- the data-side solves, in closed form --------------------------------------------------
     @property

@@ -44,7 +44,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from restore.errors import UsageError
-from restore.io.names import check_path
+from restore.names import check_path
 from restore.outputs.files import check_output_dir
 from restore.outputs.live import LiveFolder, run_steps
 from restore.outputs.resume import load_state, resume_inputs
@@ -211,7 +211,7 @@ def _where(naming: str) -> str | None:
 
 
 def _check_paths(naming: str, **paths: Any) -> None:
-    """A path the file system cannot take (restore.io.names) is one line naming its keyword (or flag)."""
+    """A path the file system cannot take (restore.names) is one line naming its keyword (or flag)."""
     for key, value in paths.items():
         if isinstance(value, (str, Path)):
             check_path(value, f"{key}=" if naming == "keyword" else "--" + ("input" if key == "image" else key))

@@ -11,7 +11,7 @@ with lambda_t = lambda sigma_t, sigma_t = sqrt(1 - a_t) / sqrt(a_t) (the inverse
 of the SNR: the released code's "linear" weighting), lambda = 0.25, Adam's betas (0.9, 0.99) as
 released and lr 0.1 (the released image configs'; InverseBench's 0.5 lost 1.4 to 2.3 dB at 20
 calls on two held-out images at 64 px, sr4 and deblur_gauss with sigma_y 0.05); m and n (the sizes of y and of mu) are the released code's two
-means, and its observation weight 1 replaces the paper's 1 / sigma_v^2 (the noise level does not
+means (m counts what H measures, so a y padded with zeros, deepinv's masked image, weighs as without them), and its observation weight 1 replaces the paper's 1 / sigma_v^2 (the noise level does not
 enter). The gradient is written in closed form,
   grad = -H^T (y - H mu) / m + lambda_t (eps_theta(x_t, t) - eps) / n,
 so the network is called once per step and never differentiated (no autograd at all: it runs
@@ -89,7 +89,7 @@ class REDDiff(StepSolver):
                  meas: Measurement) -> torch.Tensor:
         """The gradient of eq. 12's loss in mu (module docstring), per image."""
         a = self.schedule.alpha_bar(t)
-        n, m = mu[0].numel(), meas.y.shape[1]
+        n, m = mu[0].numel(), meas.count  # the entries of mu and of y (as measured)
         fit = self.operator.Ht(meas.y - self.operator.H(mu)).view_as(mu)
         return (eps_hat - eps) * (self.lambda_ * ((1 - a) / a) ** 0.5 / n) - fit * (self.obs_weight / m)
 

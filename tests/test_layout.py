@@ -18,6 +18,7 @@ PACKAGES = ("restore", "solvers", "degradations")
 #: layers only (the order README.md's layout section shows)
 LAYERS = [
     {"restore.errors", "restore.paths"},
+    {"restore.names"},
     {"restore.settings", "restore.io", "restore.quality"},
     {"restore.models"},
     {"restore.restoration"},

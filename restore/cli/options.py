@@ -15,7 +15,7 @@ from typing import Any
 from degradations import TASKS
 from restore.errors import UsageError, one_line
 from restore.io.images import MAX_PIXELS
-from restore.io.names import check_path, name_too_long
+from restore.names import check_path, name_too_long
 from restore.models.memory import keep_freed_memory
 from restore.models.registry import model_help
 from restore.settings.compose import compose
@@ -120,7 +120,7 @@ PATH_FLAGS = ("input", "reference", "out", "resume", "data", "config", "model",
 
 def check_paths(args: argparse.Namespace) -> None:
     """Refuse, in one line naming the flag, a path that the file system cannot take (a name part
-    over 255 bytes: restore.io.names), before anything is read or made."""
+    over 255 bytes: restore.names), before anything is read or made."""
     for name in dict.fromkeys(PATH_FLAGS):
         value = getattr(args, name, None)
         if isinstance(value, (str, os.PathLike)):

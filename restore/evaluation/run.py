@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from restore.errors import UsageError, WriteError, one_line
-from restore.io.names import check_path
+from restore.names import check_path
 from restore.evaluation.batch import build_frame, evaluate_batch
 from restore.evaluation.distributed import Dist, init_distributed
 from restore.evaluation.folder import Writer, merge, prepare

@@ -16,7 +16,7 @@ import yaml
 
 from restore import paths
 from restore.errors import UsageError, one_line
-from restore.io.names import check_path
+from restore.names import check_path
 from restore.settings.schema import ALIASES, SETTINGS, Settings
 
 #: the settings a measured config fills where the person set none: the solver, Nested's outer

@@ -25,7 +25,7 @@ from pydantic import TypeAdapter, ValidationError
 from degradations.options import OptionSpec, read_options
 from degradations.registry import tasks
 from restore.errors import UsageError
-from restore.io.names import check_path
+from restore.names import check_path
 from restore.settings import rules
 from solvers.nested import Options as NestedOptions
 from solvers.options import SolverSpec
