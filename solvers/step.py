@@ -40,6 +40,7 @@ from degradations.base import SVDOperator
 from degradations.measurement import Measurement, SpectralMeasurement
 from degradations.noise import Generators, randn
 from solvers.base import Sampler
+from solvers.options import DECLARED
 from solvers.records import Prior, Record, StepCalls
 from solvers.schedule import CLEAN, ddrm_start, linear_times
 
@@ -64,7 +65,7 @@ class StepSolver(Sampler):
         super().__init__(prior, operator)
         if self.needs_svd and not isinstance(operator, SVDOperator):
             raise TypeError(f"{type(self).__name__} needs the operator's SVD (a degradations.SVDOperator), and "
-                            f"{operator!r} gives only H and H^T: use DPS, DiffPIR or PiGDM, which need nothing more")
+                            f"{operator!r} gives only H and H^T: use {', '.join(matrix_free_solvers())}, which need nothing more")
         if steps < 1:
             raise ValueError(f"steps must be >= 1, got {steps}")
         self.steps, self.fused = steps, bool(fused)
@@ -167,3 +168,9 @@ class StepSolver(Sampler):
         else:
             yield Record(j + 1, x0, t, "prediction")
         return x_next
+
+
+
+def matrix_free_solvers() -> list[str]:
+    """The titles of the declared solvers that need only H and H^T (needs_svd False)."""
+    return [spec.title for spec in DECLARED.values() if not spec.needs_svd]

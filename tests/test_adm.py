@@ -32,6 +32,7 @@ from restore.models.families import adm
 from restore.models.network import size_multiple
 from restore.models.prior import load_prior
 from restore.models.registry import short_names
+from solvers import SOLVERS
 
 pytest.importorskip("azula")  # the adm extra (the dev extra installs it)
 TINY = dict(width=32, mult=(1, 2), blocks=1, attention_levels=(1,))  # 2 levels, attention on 64 channels
@@ -89,10 +90,10 @@ def test_without_azula_the_line_says_what_to_install(tiny_adm, monkeypatch):
         load_prior(str(tiny_adm[0]))
 
 
-@pytest.mark.parametrize("name", ["ddrm", "ddnm", "diffpir", "dps", "pigdm", "nested"])
+@pytest.mark.parametrize("name", [*SOLVERS, "nested"])
 def test_every_solver_runs_with_an_adm_prior(tiny_adm, name):
     from degradations import make_operator
-    from solvers import SOLVERS, NestedDDRM, make_generators
+    from solvers import NestedDDRM, make_generators
 
     prior = load_prior(str(tiny_adm[0]))
     op = make_operator("sr2", 32)

@@ -169,7 +169,7 @@ def test_dps_differentiates_through_a_sparse_operator():
 @pytest.mark.parametrize("solver", [DDRM, DDNM])
 def test_solvers_that_need_the_svd_say_so(solver):
     op = MatrixOperator(sparse_matrix(10, 3 * SIZE * SIZE), (3, SIZE, SIZE))
-    with pytest.raises(TypeError, match="needs the operator's SVD .* use DPS, DiffPIR or PiGDM"):
+    with pytest.raises(TypeError, match="needs the operator's SVD .* use DAPS, DiffPIR, DPS, PiGDM, RED-diff,"):
         solver(gaussian(), op)
 
 
