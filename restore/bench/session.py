@@ -397,8 +397,8 @@ def part1(plan: Plan) -> list[Step]:
              f"(final.png within {RESUME_TOLERANCE_DB:g} dB PSNR)", check=resumed, out=plan.out("interrupt-resume")),
     ]
     steps20 = ["--steps", "2" if dry else "20"]
-    per_solver = [("nested", []), ("ddrm", steps20), ("ddnm", steps20), ("diffpir", steps20), ("dps", steps20),
-                  ("pigdm", steps20), ("nested-diffpir", [])]
+    from solvers import solvers as declared  # here: torch is imported by the steps, not by the session's start
+    per_solver = [("nested", []), *((name, steps20) for name in declared()), ("nested-diffpir", [])]
     for solver, extra in per_solver:
         name = f"restore-{solver}"
         steps.append(Step(name, 1, restore_argv(plan, name, "--solver", solver, *extra), 120,
