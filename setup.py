@@ -14,7 +14,7 @@ from setuptools.command.build_py import build_py
 ROOT = Path(__file__).resolve().parent
 SHIPPED = {  # folder -> patterns of the files that ship (studies' results and figures stay out)
     "data": ["models/natural-ddpm/*", "weights/*", "examples/*", "*.csv", "published/*"],
-    "configs": ["*.yaml", "README.md", "protocols/*.yaml"],
+    "configs": ["*.yaml", "README.md", "protocols/*.yaml", "notes/*.yaml"],
 }
 
 

@@ -49,7 +49,7 @@ def test_the_wheel_holds_the_packages_data_and_commands(wheel):
     shipped = "restore/_shipped/"
     for data in ("data/models/natural-ddpm/config.json", "data/models/natural-ddpm/diffusion_pytorch_model.safetensors",
                  "data/models/natural-ddpm/scheduler_config.json", "data/weights/lpips_alexnet_backbone.safetensors",
-                 "data/examples/face.png", "data/train_sources.csv", "data/fresh_sources.csv"):
+                 "data/examples/face.png", "data/train_sources.csv", "data/fresh_sources.csv", "configs/notes/suited.yaml"):
         assert shipped + data in names, data
     configs = {p.name for p in (REPO / "configs").glob("*.yaml")}
     assert configs and {n.rsplit("/", 1)[-1] for n in names if n.startswith(shipped + "configs/")} >= configs

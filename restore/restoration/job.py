@@ -35,6 +35,7 @@ from restore.restoration.sizing import Frame, observed_frame, simulated_scene, s
 from restore.settings.build import boundary_margin, build_operator
 from restore.settings.configs import describe as describe_config
 from restore.settings.schema import Settings
+from restore.settings.suited import unsuited
 
 ImageLike = Union[str, Path, torch.Tensor]
 
@@ -127,12 +128,8 @@ def prepare_job(image: ImageLike, settings: Settings, *, observed: bool = False,
     if settings.solver in ("nested", "nested-ddrm") and settings.sigma_y > 0 and min(settings.budgets) < 4:
         tell(f"--inner {settings.inner} with a noisy measurement: DDRM takes y in only above its noise "
              "level, which short inner runs skip; use --inner 4 or more (docs/studies/choosing-the-split.md)")
-    if settings.parts[1].name == "dps" and settings.nfe < 100:
-        tell(f"dps with {settings.nfe} network calls: its gradient steps need hundreds of calls (its paper: 1000); "
-             "with few calls it scores far below the others (docs/studies/anytime-defaults.md)")
-    if settings.parts[1].name == "diffpir" and settings.sigma_y > 0 and settings.task in ("sr4", "deblur_gauss"):
-        tell(f"diffpir on noisy {settings.task}: measured 1.5 to 2.5 dB below DDRM and DDNM at 20 calls whatever its "
-             "lambda (docs/studies/anytime-defaults.md); --solver nested-ddnm or nested suits it better")
+    if (measured := unsuited(settings)) is not None:  # DPS with few calls; configs/notes/suited.yaml's measured gaps
+        tell(measured)
     img = as_image(image, "input", notes, max_pixels)
     ref_img = as_image(reference, "reference", notes, max_pixels) if reference is not None else None
 
