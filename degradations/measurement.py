@@ -9,6 +9,8 @@ physics and overrides them in the decomposable class):
     meas.weighted_residual(x0, c)   H^T (H H^T + c I)^-1 (y - H x0)
 
 x is on the model's [-1, 1] scale; `sigma_0` is the noise std on that scale (2 sigma_y).
+`meas.keep(key, x, value)` / `meas.kept(key, x)` hold a solver's run state for the state tensor
+a step made (per run, never on the tensor; any other tensor gets None and starts afresh).
 
 `SpectralMeasurement` (an SVD operator H = U diag(s) V^T) also keeps the measurement in V's
 coordinates (y_bar = U^T y / s where measured), which the SVD solvers (DDRM, DDNM, PiGDM) read,
@@ -39,6 +41,7 @@ class Measurement:
     def __init__(self, operator, y: torch.Tensor, sigma_0: float):
         self.operator, self.y, self.sigma_0 = operator, y, float(sigma_0)
         self._pinv: torch.Tensor | None = None
+        self._kept: dict[str, tuple] = {}
 
     @property
     def count(self) -> int:
@@ -66,6 +69,22 @@ class Measurement:
         return weighted_residual(self.operator, self.y, x0, c, iterations, tolerance)
 
 
+    # -- run state kept for the state tensor a step made -------------------------------------
+    def keep(self, key: str, x: torch.Tensor, value: Any) -> None:
+        """Keep `value` under `key` for the state tensor x (a weak reference and x's version
+        counter): what a solver carries from one step to the next beside the measurement, never on
+        the tensor (a fused step's V^T coordinates, DAPS's level, RED-diff's mu and Adam moments)."""
+        self._kept[key] = (weakref.ref(x), _version(x), value)
+
+    def kept(self, key: str, x: torch.Tensor) -> Any:
+        """The value kept under `key` if x is that very tensor and was not changed in place since
+        (its version counter; inference-mode tensors have none, so one changed in place inside
+        torch.inference_mode() would go unseen: the solvers never do that, each step makes a new
+        state), else None: any other state starts afresh."""
+        entry = self._kept.get(key)
+        return entry[2] if entry is not None and entry[0]() is x and entry[1] == _version(x) else None
+
+
 @dataclass(eq=False)
 class SpectralMeasurement(Measurement):
     """The measurement of an SVD operator in V's coordinates (degradations.base.SVDOperator.measure).
@@ -85,7 +104,7 @@ class SpectralMeasurement(Measurement):
     operator: Any = field(repr=False)
     steps: dict[Pair, tuple[torch.Tensor, ...]] = field(default_factory=dict, repr=False)
     _prox: dict[float, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict, init=False, repr=False)
-    _carried: tuple | None = field(default=None, init=False, repr=False)
+    _kept: dict[str, tuple] = field(default_factory=dict, init=False, repr=False)
 
     def column(self, values: Iterable[float]) -> torch.Tensor:
         """Per-step scalars as a (K, 1) column in the measurement's dtype, to broadcast over (K, n)."""
@@ -133,27 +152,22 @@ class SpectralMeasurement(Measurement):
     def image(self, v: torch.Tensor) -> torch.Tensor:
         """x = V v; a later `coords(x)` of this very tensor, unchanged, returns v without a transform."""
         x = self.operator.V(v)
-        self._carried = (weakref.ref(x), _version(x), v)
+        self.keep("coords", x, v)
         return x
 
     def coords(self, x: torch.Tensor) -> torch.Tensor:
-        """V^T x: the v that `image` made x from, if x is that tensor and was not changed in place
-        since (its version counter; inference-mode tensors have none, so one changed in place
-        inside torch.inference_mode() between the two calls would go unseen: the solvers never
-        do that, each step makes a new state), else the transform. The two agree to float precision."""
-        kept = self._carried
-        if kept is not None and kept[0]() is x and kept[1] == _version(x):
-            return kept[2]
-        return self.operator.Vt(x)
+        """V^T x: the v that `image` made x from, if x is that tensor, unchanged (`kept`), else the
+        transform. The two agree to float precision."""
+        v = self.kept("coords", x)
+        return self.operator.Vt(x) if v is None else v
 
     def carried(self, x: torch.Tensor) -> torch.Tensor | None:
         """The v that x was made from by `image` (see `coords`), or None: what a saved run keeps."""
-        kept = self._carried
-        return kept[2] if kept is not None and kept[0]() is x and kept[1] == _version(x) else None
+        return self.kept("coords", x)
 
     def remember(self, x: torch.Tensor, v: torch.Tensor) -> None:
         """Declare x = V v (a resumed run's state and its saved coordinates)."""
-        self._carried = (weakref.ref(x), _version(x), v)
+        self.keep("coords", x, v)
 
 
 def _version(x: torch.Tensor) -> int | None:

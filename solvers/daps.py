@@ -32,7 +32,7 @@ level's (x0_hat is then the network's one-call estimate, Tweedie's formula).
 The level a Langevin run needs (r_t = r_scale sigma_t and its learning rate's place in the
 annealing, lr (1 - ratio (1 - lr_min_ratio)) as the released code) is the time at which the
 incoming x_t's ODE began: it is kept beside the measurement for the tensor the last step made
-(`_Carried`, as degradations.measurement keeps a fused step's coordinates), so an ODE that
+(`meas.keep` / `meas.kept`, as a fused step's coordinates are), so an ODE that
 starts from any other state (a run's first state, Nested's outer state) starts at its own time.
 The ratio is read from sigma_t on the released poly-7 ladder (sigma_max 100 to sigma_min 0.1),
 which equals the code's step / num_steps for a plain run, and is defined inside Nested's runs.
@@ -48,7 +48,6 @@ calls of one ODE restarts that ODE's level at the saved call's time (not bit for
 from __future__ import annotations
 
 import math
-import weakref
 from dataclasses import dataclass
 
 import torch
@@ -72,21 +71,6 @@ def poly_sigmas(s_max: float, s_min: float, n: int) -> list[float]:
         return [s_max]
     hi, lo = s_max ** (1 / RHO), s_min ** (1 / RHO)
     return [(hi + k / (n - 1) * (lo - hi)) ** RHO for k in range(n)]
-
-
-class _Carried:
-    """The ODE level t_i of the state a DAPS step made, kept beside the measurement (a weak
-    reference to that tensor and its version: any other state starts its own ODE)."""
-
-    def __init__(self, x: torch.Tensor, level: int):
-        self.ref, self.version, self.level = weakref.ref(x), _version(x), level
-
-    def level_of(self, x: torch.Tensor) -> int | None:
-        return self.level if self.ref() is x and self.version == _version(x) else None
-
-
-def _version(x: torch.Tensor) -> int | None:
-    return None if x.is_inference() else x._version
 
 
 class DAPS(StepSolver):
@@ -162,18 +146,17 @@ class DAPS(StepSolver):
              generator: Generators) -> tuple[torch.Tensor, torch.Tensor]:
         """One call at t: an ODE step (DDIM, eta 0) to t_next, or, at a level's last call, x0_hat =
         the network's x0 (the Euler step to sigma = 0), Langevin on p(x0 | x_t, y) and x_t' ~ q(x_t' | x0)."""
-        carried = getattr(meas, "daps", None)
-        level = carried.level_of(x_t) if carried is not None else None
+        level = meas.kept("daps", x_t)
         level = t if level is None else level  # an ODE that starts here
         _, x0_hat = self.predict(x_t, t, eps=False)
         a, a_next = self.schedule.alpha_bar(t), self.schedule.alpha_bar(t_next)
         if not self.ends_level(t, t_next):
             x_next = ddim(x_t, x0_hat, a, a_next, 0.0, generator)  # Alg. 1 line 3: the ODE's Euler step
-            meas.daps = _Carried(x_next, level)
+            meas.keep("daps", x_next, level)
             return x_next, x0_hat
         x0 = self.langevin(x0_hat, self.schedule.sigma(level), meas, generator)  # lines 4-6
         x_next = renoise(x0, x0, a_next, 1.0, generator)  # line 7: x0 + sigma_t' eps (VP form)
-        meas.daps = _Carried(x_next, t_next)
+        meas.keep("daps", x_next, t_next)
         return x_next, x0
 
     def langevin(self, x0_hat: torch.Tensor, sigma: float, meas: Measurement, generator: Generators) -> torch.Tensor:

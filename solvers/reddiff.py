@@ -22,7 +22,7 @@ check), and the times are DDRM's grid, 950, 900, ..., 0 for 20 calls (the code's
 As a StepSolver: the state between calls is x_t' = sqrt(a_t') mu + sqrt(1 - a_t') eps' with a
 fresh eps' (the next call's noise, drawn one call early), so a call reads eps back from x_t and
 mu (eps = (x_t - sqrt(a_t) mu) / sqrt(1 - a_t), solvers.diffusion.eps_from_x0). mu and Adam's
-moments are the run's state: kept beside the measurement (`_Variational`) for the tensor the last
+moments are the run's state: kept beside the measurement (`meas.keep`, `_Variational`) for the tensor the last
 call made. A call from any other state (a run's first x_t, Nested's outer state) starts a new
 optimisation: mu = 0 when x_t is the run's first state (`initial_state` keeps it), else mu = the network's x0 at x_t (Tweedie's formula: the inner process starts
 from the outer x_t, as every nested solver does) with fresh Adam moments. The shown estimate of a
@@ -33,7 +33,6 @@ two calls restarts the optimisation from the saved state (not bit for bit).
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
 
 import torch
@@ -49,19 +48,15 @@ BETAS = (0.9, 0.99)  # the released code's Adam
 ADAM_EPS = 1e-8  # torch.optim.Adam's
 
 
+@dataclass
 class _Variational:
-    """mu, Adam's moments and step count of a run, for the state tensor its last call made."""
+    """mu, Adam's moments and step count of a run: kept beside the measurement (meas.keep) for
+    the state tensor its last call made."""
 
-    def __init__(self, x: torch.Tensor, mu: torch.Tensor, m1=None, m2=None, k: int = 0):
-        self.ref, self.version = weakref.ref(x), _version(x)
-        self.mu, self.m1, self.m2, self.k = mu, m1, m2, k
-
-    def made(self, x: torch.Tensor) -> bool:
-        return self.ref() is x and self.version == _version(x)
-
-
-def _version(x: torch.Tensor) -> int | None:
-    return None if x.is_inference() else x._version
+    mu: torch.Tensor
+    m1: torch.Tensor | None = None
+    m2: torch.Tensor | None = None
+    k: int = 0
 
 
 class REDDiff(StepSolver):
@@ -82,7 +77,7 @@ class REDDiff(StepSolver):
     def initial_state(self, meas: Measurement, t: int, generator: Generators) -> torch.Tensor:
         """x_t as StepSolver's (practically pure noise at t = 950), with mu = 0 kept for it (InverseBench's start)."""
         x = super().initial_state(meas, t, generator)
-        meas.reddiff = _Variational(x, torch.zeros_like(x))
+        meas.keep("reddiff", x, _Variational(torch.zeros_like(x)))
         return x
 
     def gradient(self, mu: torch.Tensor, eps_hat: torch.Tensor, eps: torch.Tensor, t: int,
@@ -96,10 +91,10 @@ class REDDiff(StepSolver):
     def step(self, x_t: torch.Tensor, t: int, t_next: int, meas: Measurement,
              generator: Generators) -> tuple[torch.Tensor, torch.Tensor]:
         """One call at t: eps_theta(x_t, t), one Adam step on mu, then x_t' from the new mu and fresh noise."""
-        state = getattr(meas, "reddiff", None)
+        state = meas.kept("reddiff", x_t)
         eps_hat, x0 = self.predict(x_t, t)
-        if state is None or not state.made(x_t) or state.mu.shape != x_t.shape:
-            state = _Variational(x_t, x0)  # a new optimisation from this state's Tweedie estimate
+        if state is None:
+            state = _Variational(x0)  # a new optimisation from this state's Tweedie estimate
         a = self.schedule.alpha_bar(t)
         eps = eps_from_x0(x_t, state.mu, a)  # the noise x_t was made with (Alg. 1, line 4)
         g = self.gradient(state.mu, eps_hat, eps, t, meas)
@@ -109,7 +104,7 @@ class REDDiff(StepSolver):
         denom = (m2 / (1 - BETAS[1] ** k)).sqrt_().add_(ADAM_EPS)
         mu = state.mu - (self.lr / (1 - BETAS[0] ** k)) * m1 / denom
         x_next = renoise(mu, mu, self.schedule.alpha_bar(t_next), 1.0, generator)  # lines 3-4 of the next call
-        meas.reddiff = _Variational(x_next, mu, m1, m2, k)
+        meas.keep("reddiff", x_next, _Variational(mu, m1, m2, k))
         return x_next, mu
 
 
