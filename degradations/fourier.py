@@ -35,7 +35,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -91,7 +90,7 @@ class FourierBlur(SVDOperator):
 
     def __init__(self, channels: int, height: int, width: int, kernel, zero_below: float = ZERO_BELOW) -> None:
         self.channels, self.height, self.width = int(channels), int(height), int(width)
-        k = torch.as_tensor(kernel) if torch.is_tensor(kernel) else torch.as_tensor(np.asarray(kernel))
+        k, note = normalised_kernel(kernel)  # real, finite, sum > 0, scaled in float64 without overflow
         if k.dim() != 2 or k.shape[0] < 1 or k.shape[1] < 1:
             raise ValueError(f"a blur kernel is one 2-D array, got shape {tuple(k.shape)}")
         if k.shape[0] > self.height or k.shape[1] > self.width:
@@ -99,7 +98,6 @@ class FourierBlur(SVDOperator):
                              f"({self.height}x{self.width})")
         if zero_below < 0:
             raise ValueError(f"zero_below must be >= 0, got {zero_below}")
-        k, note = normalised_kernel(k)  # real, finite, sum > 0, scaled in float64 without overflow
         self.notes: list[str] = [note] if note else []
         self.kernel, self.zero_below = k.to(torch.float32), float(zero_below)
         self.measurement_shape = (self.channels, self.height, self.width)

@@ -90,7 +90,7 @@ def normalised_kernel(kernel) -> tuple[torch.Tensor, str | None]:
                          "image's mean); give non-negative weights")
     total = share * largest  # may be inf for a huge kernel: only shown
     note = None
-    if abs(share * largest - 1) > 1e-6:
+    if abs(total - 1) > 1e-6:
         shown = f"{total:.6g}" if np.isfinite(total) else f"{share:.6g} x {largest:.6g}"
         note = f"the blur kernel summed to {shown}; normalised to sum 1"
     return unit / share, note

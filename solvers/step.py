@@ -170,7 +170,6 @@ class StepSolver(Sampler):
         return x_next
 
 
-
 def matrix_free_solvers() -> list[str]:
     """The titles of the declared solvers that need only H and H^T (needs_svd False)."""
     return [spec.title for spec in DECLARED.values() if not spec.needs_svd]

@@ -2,9 +2,10 @@
 defaults does not suit a task (configs/notes/suited.yaml), from the per-call rows scripts/evaluate.py
 writes (OUT/rows.rank0.csv, kept as data/results/recent_solvers/<task>_<size>_<calls>.csv).
 
-Per solver: the final PSNR, SSIM, LPIPS and seconds (means over images) and the anytime PSNR: the
-mean over a uniformly random stop k = 1..N calls of the PSNR of the latest result at k (before a
-solver's first result, the pseudo-inverse's PSNR: what the person has).
+Per solver: the final PSNR, SSIM, LPIPS and seconds (means over images) and the anytime PSNR:
+the mean PSNR a person keeps who stops at a uniformly random moment of the N calls, the curve
+held at the latest result (before the first, the pseudo-inverse's PSNR): restore.studies.anytime's
+anytime_area, as in the other anytime studies.
 
     python scripts/recent_solvers_table.py data/results/recent_solvers/sr4_64_20.csv
     python scripts/recent_solvers_table.py --suited configs/notes/suited.yaml data/results/recent_solvers/*.csv
@@ -17,6 +18,8 @@ import csv
 import re
 from collections import defaultdict
 from pathlib import Path
+
+from restore.studies.anytime import anytime_area
 
 #: a solver more than this many dB of mean final PSNR under the best one at the same calls is "not suited"
 GAP_DB = 1.0
@@ -44,16 +47,11 @@ def table_stats(path: str | Path) -> dict[str, dict[str, float]]:
     stats: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for (solver, image), rs in runs.items():
         rs.sort(key=lambda r: int(r["nfe"]))
-        total = int(rs[-1]["nfe"])
-        by_nfe = {int(r["nfe"]): float(r["psnr"]) for r in rs}
-        latest, curve = pinv[image], []
-        for k in range(1, total + 1):
-            latest = by_nfe.get(k, latest)
-            curve.append(latest)
+        nfes, psnrs = [int(r["nfe"]) for r in rs], [float(r["psnr"]) for r in rs]
         s = stats[solver]
         for key in ("psnr", "ssim", "lpips", "seconds"):
             s[key].append(float(rs[-1][key]))
-        s["anytime"].append(sum(curve) / total)
+        s["anytime"].append(anytime_area(nfes, psnrs, pinv[image], nfes[-1]))
     return {solver: {k: sum(v) / len(v) for k, v in s.items()} for solver, s in stats.items()}
 
 
