@@ -51,7 +51,10 @@ class Progress:
             self.bar.close()
 
 
-def print_table(summary: dict, out: Path, file=sys.stdout) -> None:
+def print_table(summary: dict, out: Path, file=None) -> None:
+    """The final results as a table on `file` (default: sys.stdout as it is at the call, not at import)."""
+    file = sys.stdout if file is None else file
+
     def fmt(stat, spec):
         return "-" if stat["mean"] is None else format(stat["mean"], spec)
 
